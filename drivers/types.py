@@ -1,0 +1,105 @@
+"""Plain data passed up from the driver: tokens, objects, PIN state, secrets."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class PinState(StrEnum):
+    """The user PIN's state as the token flags report it (worst first)."""
+
+    LOCKED = "locked"
+    FINAL_TRY = "final_try"
+    COUNT_LOW = "count_low"
+    TO_BE_CHANGED = "to_be_changed"
+    OK = "ok"
+
+
+class SignAlgorithm(StrEnum):
+    """Signature algorithms the driver offers; the hash is always computed in Python."""
+
+    RSA_PKCS1_SHA256 = "rsa-pkcs1-sha256"
+    RSA_PKCS1_SHA1 = "rsa-pkcs1-sha1"
+    ECDSA_SHA256 = "ecdsa-sha256"
+    ECDSA_SHA384 = "ecdsa-sha384"
+
+
+class Pin:
+    """A PIN in memory. Its repr and str never show the value.
+
+    Only the driver calls :meth:`reveal`, at the PKCS#11 boundary. Comparison
+    with a known constant (the initial PIN) goes through :meth:`equals`.
+    """
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        if not isinstance(value, str):
+            raise TypeError("PIN must be str")
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def equals(self, other: str | Pin) -> bool:
+        import hmac
+
+        o = other.reveal() if isinstance(other, Pin) else other
+        return hmac.compare_digest(self._value.encode(), o.encode())
+
+    def __len__(self) -> int:
+        return len(self._value)
+
+    def __repr__(self) -> str:
+        return "Pin(***)"
+
+    __str__ = __repr__
+
+    def __reduce__(self):  # never pickle a PIN
+        raise TypeError("a Pin cannot be pickled")
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    """One initialised token in one slot of one module."""
+
+    module_path: str
+    slot_id: int
+    label: str
+    serial: str
+    manufacturer: str
+    model: str
+    flags: int
+    pin_state: PinState
+    pin_min_len: int | None = None
+    pin_max_len: int | None = None
+    protected_auth_path: bool = False
+    login_required: bool = True
+
+
+@dataclass(frozen=True)
+class CertObject:
+    """A certificate object as stored; ``value`` may be anything, even not DER."""
+
+    key_id: bytes
+    label: str
+    value: bytes
+
+
+@dataclass(frozen=True)
+class KeyObject:
+    """A private key object (never its value: keys are not extractable)."""
+
+    key_id: bytes
+    label: str
+    key_type: str  # "RSA", "EC", or the PKCS#11 key-type name / number for others
+    key_bits: int | None = None  # modulus size or curve size when the token tells
+    ec_params: bytes | None = None  # DER of CKA_EC_PARAMS for EC keys
+
+
+@dataclass(frozen=True)
+class TokenContents:
+    token: TokenInfo
+    certificates: list[CertObject] = field(default_factory=list)
+    private_keys: list[KeyObject] = field(default_factory=list)

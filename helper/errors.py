@@ -1,0 +1,82 @@
+"""Application-level errors, on the same hierarchy as the driver's (drivers.errors)."""
+
+from __future__ import annotations
+
+from drivers.errors import ALL_ERRORS, CertHelperError, register
+
+__all__ = [
+    "ALL_ERRORS",
+    "Cancelled",
+    "CertHelperError",
+    "CertificateAmbiguous",
+    "CertificateNotFound",
+    "CertificateUnreadable",
+    "ConfigInvalid",
+    "PinMismatch",
+    "PinPolicyRejected",
+    "SigningUnsupported",
+]
+
+
+@register
+class CertificateUnreadable(CertHelperError):
+    code = "cert_unreadable"
+    message_zh = "证书数据无法解析"
+    message_en = "The certificate object cannot be parsed"
+    exit_code = 5
+
+
+@register
+class CertificateNotFound(CertHelperError):
+    code = "cert_not_found"
+    message_zh = "找不到指定的证书"
+    message_en = "No certificate matches"
+    exit_code = 5
+
+
+@register
+class CertificateAmbiguous(CertHelperError):
+    code = "cert_ambiguous"
+    message_zh = "有多个证书符合条件，请指定得更具体些"
+    message_en = "Several certificates match; be more specific"
+    exit_code = 5
+
+
+@register
+class SigningUnsupported(CertHelperError):
+    code = "signing_unsupported"
+    message_zh = "暂不支持使用该证书签名（如 SM2 国密证书）"
+    message_en = "Signing with this certificate is not supported yet (e.g. SM2)"
+    exit_code = 6
+
+
+@register
+class PinPolicyRejected(CertHelperError):
+    code = "pin_policy"
+    message_zh = "新密码不符合要求"
+    message_en = "The new PIN does not meet the PIN policy"
+    exit_code = 4
+
+
+@register
+class PinMismatch(CertHelperError):
+    code = "pin_mismatch"
+    message_zh = "两次输入的新密码不一致"
+    message_en = "The new PIN and its confirmation differ"
+    exit_code = 4
+
+
+@register
+class ConfigInvalid(CertHelperError):
+    code = "config_invalid"
+    message_zh = "配置文件有误"
+    message_en = "The configuration file is invalid"
+    exit_code = 2
+
+
+@register
+class Cancelled(CertHelperError):
+    code = "cancelled"
+    message_zh = "操作已取消"
+    message_en = "Cancelled"
+    exit_code = 130

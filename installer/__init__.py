@@ -1,0 +1,1 @@
+"""OS integration (autostart, TLS trust, URL schemes); grows in the installer issue."""
