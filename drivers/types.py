@@ -96,6 +96,8 @@ class KeyObject:
     key_type: str  # "RSA", "EC", or the PKCS#11 key-type name / number for others
     key_bits: int | None = None  # modulus size or curve size when the token tells
     ec_params: bytes | None = None  # DER of CKA_EC_PARAMS for EC keys
+    #: seen only through its public-key twin (private keys hide until login)
+    from_public_key: bool = False
 
 
 @dataclass(frozen=True)

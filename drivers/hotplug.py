@@ -1,0 +1,74 @@
+"""Token insertion and removal by polling (python-pkcs11 0.10 has no slot events).
+
+SoftHSM shows new tokens only after ``reinitialize()``, which ends every
+session of the module; the poller therefore asks for a rescan only every
+``rescan_every`` polls, and the driver skips it while a token is logged in.
+A real reader reports an emptied slot without any of this.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from drivers.errors import CertHelperError
+from drivers.pkcs11_driver import Pkcs11Driver
+from drivers.types import TokenInfo
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    kind: Literal["inserted", "removed"]
+    token: TokenInfo
+
+
+class HotplugPoller:
+    """Diff successive token snapshots across modules. The first poll reports
+    every present token as inserted."""
+
+    def __init__(self, drivers: Sequence[Pkcs11Driver], *, rescan_every: int = 5) -> None:
+        self.drivers = list(drivers)
+        self.rescan_every = max(1, rescan_every)
+        self._known: dict[tuple[str, str], TokenInfo] = {}
+        self._polls = 0
+
+    @property
+    def present(self) -> list[TokenInfo]:
+        return list(self._known.values())
+
+    def poll(self) -> list[TokenEvent]:
+        rescan = self._polls % self.rescan_every == self.rescan_every - 1
+        self._polls += 1
+        now: dict[tuple[str, str], TokenInfo] = {}
+        for drv in self.drivers:
+            try:
+                tokens = drv.list_tokens(rescan=rescan)
+            except CertHelperError as exc:
+                log.warning("polling %s failed: %s", drv.module_path, exc.code)
+                # keep what we knew of this module rather than report false removals
+                now.update({k: v for k, v in self._known.items() if k[0] == drv.module_path})
+                continue
+            for t in tokens:
+                now[(t.module_path, t.serial)] = t
+        events = [TokenEvent("removed", t) for k, t in self._known.items() if k not in now]
+        events += [TokenEvent("inserted", t) for k, t in now.items() if k not in self._known]
+        self._known = now
+        return events
+
+    async def run(
+        self, on_event: Callable[[TokenEvent], Awaitable[None]], *, interval: float = 1.0
+    ) -> None:
+        """Poll forever (cancel the task to stop), off the event loop's thread."""
+        while True:
+            events = await asyncio.to_thread(self.poll)
+            for ev in events:
+                try:
+                    await on_event(ev)
+                except Exception:  # a bad listener must not stop hot-plug
+                    log.exception("hot-plug listener failed")
+            await asyncio.sleep(interval)
