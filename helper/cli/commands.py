@@ -1,0 +1,183 @@
+"""The CLI's command handlers. Each takes (args, config, service_factory) and
+returns an exit code; errors propagate to :func:`helper.cli.main.main`."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from drivers.errors import BadInput, CertHelperError, PinLocked
+from drivers.types import PinState
+from helper.cli import render
+from helper.cli.prompts import PinReader
+from helper.config import Config
+from helper.errors import PinMismatch, PinPolicyRejected
+from helper.services import operations
+from helper.services.summary import certificate_summary, list_document
+from helper.services.tokens import TokenService
+
+Factory = Callable[[Config], TokenService]
+
+
+def _service(config: Config, factory: Factory) -> TokenService:
+    return factory(config)
+
+
+def cmd_list(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    service = _service(config, factory)
+    try:
+        now = service.clock()
+        views = service.snapshot()
+        if args.json:
+            doc = list_document(service.modules, views, now)
+            json.dump(doc, sys.stdout, ensure_ascii=False, indent=2)
+            sys.stdout.write("\n")
+        else:
+            render.print_list(service.modules, views, now)
+    finally:
+        service.close()
+    return 0
+
+
+def cmd_show(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    service = _service(config, factory)
+    try:
+        entry = service.find_certificate(args.cert)
+        now = service.clock()
+        if args.der:
+            Path(args.der).write_bytes(entry.obj.value)
+            print(f"已导出 (written): {args.der}")
+        elif args.pem:
+            pem = render.to_pem(entry.obj.value)
+            if args.pem == "-":
+                sys.stdout.write(pem)
+            else:
+                Path(args.pem).write_text(pem, "ascii")
+                print(f"已导出 (written): {args.pem}")
+        elif args.json:
+            json.dump(certificate_summary(entry, now), sys.stdout, ensure_ascii=False, indent=2)
+            sys.stdout.write("\n")
+        else:
+            render.print_details(entry, now)
+    finally:
+        service.close()
+    return 0
+
+
+def cmd_change_pin(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    service = _service(config, factory)
+    try:
+        driver, token = service.find_token(args.token)
+        info = driver.token_info(token.serial)
+        print(f"USB Key: {info.label} ({info.serial})  {render.pin_state_text(info.pin_state)}")
+        if info.pin_state is PinState.LOCKED:
+            raise PinLocked(detail=info.label)
+        render.warn_pin_state(info.pin_state)
+        reader = PinReader(from_stdin=args.stdin)
+        old = reader.read("当前密码 (current PIN): ")
+        new = reader.read("新密码 (new PIN): ")
+        confirm = reader.read("再次输入新密码 (confirm new PIN): ")
+        try:
+            result = operations.change_pin(driver, info, old, new, confirm)
+        except (PinPolicyRejected, PinMismatch):
+            raise  # nothing touched the token
+        except CertHelperError:
+            _report_state_after_failure(driver, token.serial)
+            raise
+        for w in result.warnings:
+            print(f"提示 (note): {w.message()}", file=sys.stderr)
+        print("密码修改成功 (PIN changed)。请牢记新密码 (remember the new PIN).")
+    finally:
+        service.close()
+    return 0
+
+
+def _report_state_after_failure(driver, serial: str) -> None:  # type: ignore[no-untyped-def]
+    try:
+        state = driver.token_info(serial).pin_state
+    except CertHelperError:
+        return
+    print(f"当前密码状态 (PIN state now): {render.pin_state_text(state)}", file=sys.stderr)
+
+
+def cmd_sign(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    data = _read_input(args.infile)
+    service = _service(config, factory)
+    try:
+        entry = service.find_certificate(args.cert)
+        operations.check_signable(entry)
+        driver = service.driver_for(entry.token)
+        info = operations.fresh_state(driver, entry.token)
+        render.warn_pin_state(info.pin_state)
+        pin = None
+        if not info.protected_auth_path:
+            pin = PinReader(from_stdin=args.pin_stdin).read(
+                f"请输入 {info.label} 的密码 (PIN for {info.label}): "
+            )
+        else:
+            print("请在 USB Key 的密码键盘上输入密码 (enter the PIN on the key's PIN pad)")
+        try:
+            out = operations.sign(
+                service,
+                entry,
+                data,
+                pin,
+                fmt=args.format,
+                legacy_sha1=args.sha1,
+                detached=not args.attached,
+            )
+        except CertHelperError:
+            _report_state_after_failure(driver, entry.token.serial)
+            raise
+    finally:
+        service.close()
+    _write_output(args.outfile, out)
+    print(f"签名完成 (signed): {args.outfile} ({args.format}, {len(out)} bytes)")
+    return 0
+
+
+def _read_input(path: str) -> bytes:
+    try:
+        return sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
+    except OSError as exc:
+        raise BadInput(detail=f"{path}: {exc.strerror}") from None
+
+
+def _write_output(path: str, data: bytes) -> None:
+    if path == "-":
+        sys.stdout.buffer.write(data)
+        return
+    try:
+        tmp = Path(path + ".part")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        raise BadInput(detail=f"{path}: {exc.strerror}") from None
+
+
+def cmd_doctor(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    from helper.services.doctor import run_doctor
+
+    service = _service(config, factory)
+    try:
+        findings = run_doctor(config, service)
+    finally:
+        service.close()
+    if args.json:
+        json.dump([f.to_dict() for f in findings], sys.stdout, ensure_ascii=False, indent=2)
+        sys.stdout.write("\n")
+    else:
+        render.print_findings(findings)
+    return 9 if any(f.level != "ok" for f in findings) else 0
+
+
+HANDLERS: dict[str, Callable[[argparse.Namespace, Config, Factory], int]] = {
+    "list": cmd_list,
+    "show": cmd_show,
+    "change-pin": cmd_change_pin,
+    "sign": cmd_sign,
+    "doctor": cmd_doctor,
+}

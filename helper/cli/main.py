@@ -1,0 +1,144 @@
+"""``certhelper`` entry point: argument parsing, set-up, dispatch and exit codes.
+
+Exit codes (docs/cli.md): 0 ok; 1 internal error; 2 usage, config or bad
+input; 3 module or token unavailable; 4 PIN refused (incorrect, locked,
+policy); 5 certificate not found, ambiguous or unreadable; 6 operation not
+supported (e.g. SM2 signing); 9 doctor found problems; 130 cancelled.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from drivers.errors import CertHelperError
+from helper import __version__
+from helper.config import Config, demo_dir, load_config, log_dir
+from helper.errors import Cancelled, ConfigInvalid
+from helper.logs import setup_logging
+from helper.services.tokens import TokenService
+
+log = logging.getLogger("certhelper")
+
+EXIT_OK = 0
+EXIT_INTERNAL = 1
+EXIT_USAGE = 2
+EXIT_DOCTOR_PROBLEMS = 9
+
+ServiceFactory = Callable[[Config], TokenService]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="certhelper",
+        description="证书助手 — USB Key 数字证书工具 (certificate helper for USB keys)",
+    )
+    p.add_argument("--version", action="version", version=f"certhelper {__version__}")
+    p.add_argument("--config", metavar="PATH", help="配置文件 (config file; or $CERTHELPER_CONFIG)")
+    p.add_argument(
+        "--module",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="加载 PKCS#11 模块 (load a PKCS#11 module; repeatable)",
+    )
+    p.add_argument(
+        "--demo",
+        action="store_true",
+        help="使用内置演示 Key (use the demo token built by `make demo`)",
+    )
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("list", help="列出 USB Key 与证书 (list tokens and certificates)")
+    s.add_argument("--json", action="store_true", help="JSON output (schema certhelper-list/1)")
+
+    s = sub.add_parser("show", help="证书详情 (certificate details)")
+    s.add_argument("cert", metavar="CERT", help="id, SHA-256 prefix (>= 8 hex) or serial")
+    out = s.add_mutually_exclusive_group()
+    out.add_argument("--pem", metavar="OUT", nargs="?", const="-", help="write PEM (- = stdout)")
+    out.add_argument("--der", metavar="OUT", help="write DER to OUT")
+    s.add_argument("--json", action="store_true", help="JSON output")
+
+    s = sub.add_parser("change-pin", help="修改 USB Key 密码 (change the PIN)")
+    s.add_argument("--token", metavar="LABEL|SERIAL", help="which key, when several are inserted")
+    s.add_argument(
+        "--stdin", action="store_true", help="read old, new, confirm as three lines on stdin"
+    )
+
+    s = sub.add_parser("sign", help="用证书签名文件 (sign a file)")
+    s.add_argument("--cert", required=True, metavar="CERT")
+    s.add_argument("--in", dest="infile", required=True, metavar="FILE")
+    s.add_argument("--out", dest="outfile", required=True, metavar="FILE")
+    s.add_argument("--format", choices=("raw", "cms"), default="raw")
+    s.add_argument("--attached", action="store_true", help="CMS with the content inside")
+    s.add_argument("--sha1", action="store_true", help="RSA with SHA-1 (legacy backends)")
+    s.add_argument("--pin-stdin", action="store_true", help="read the PIN as one line on stdin")
+
+    s = sub.add_parser("doctor", help="检测问题 (check set-up, keys and certificates)")
+    s.add_argument("--json", action="store_true")
+    return p
+
+
+def resolve_config(args: argparse.Namespace) -> Config:
+    config = load_config(args.config, extra_modules=args.module)
+    if args.demo:
+        from drivers.catalog import installed_modules, load_catalog
+
+        conf = demo_dir() / "softhsm2.conf"
+        if not conf.exists():
+            raise ConfigInvalid(detail=f"演示 Key 尚未生成，请先运行 make demo ({conf} missing)")
+        softhsm = [p for e, p in installed_modules(load_catalog()) if e.id == "softhsm2"]
+        if not softhsm:
+            raise ConfigInvalid(detail="SoftHSM 未安装 (softhsm2 is not installed)")
+        config.modules, config.use_catalog, config.softhsm2_conf = softhsm[:1], False, str(conf)
+    return config
+
+
+def default_service_factory(config: Config) -> TokenService:
+    return TokenService.from_config(config)
+
+
+def report_error(exc: CertHelperError) -> None:
+    print(f"错误 (error) [{exc.code}]: {exc.message()}", file=sys.stderr)
+
+
+def main(
+    argv: Sequence[str] | None = None, *, service_factory: ServiceFactory | None = None
+) -> int:
+    """Run one command. Tests pass ``service_factory`` to inject a driver double."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        config = resolve_config(args)
+        setup_logging(
+            config.log_level,
+            log_dir=log_dir() if config.log_to_file else None,
+            verbose=args.verbose,
+        )
+        from helper.cli import commands
+
+        handler = commands.HANDLERS[args.command]
+        return handler(args, config, service_factory or default_service_factory)
+    except CertHelperError as exc:
+        report_error(exc)
+        return exc.exit_code
+    except BrokenPipeError:  # `certhelper list | head`
+        sys.stderr.close()
+        return EXIT_OK
+    except KeyboardInterrupt:
+        report_error(Cancelled())
+        return Cancelled.exit_code
+    except Exception:  # last resort: say so, keep the traceback in the log only
+        log.exception("internal error")
+        print("错误 (error) [internal_error]: 内部错误，详见日志 (see the log)", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,124 @@
+"""Configuration: TOML in the platform's user config dir, overridable.
+
+Precedence for the file: ``--config PATH`` > ``$CERTHELPER_CONFIG`` > the
+default path. A missing default file means defaults; a missing explicit file is
+an error. ``--module`` paths are added to the configured ones.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+from helper.errors import ConfigInvalid
+
+APP = "certhelper"
+ENV_CONFIG = "CERTHELPER_CONFIG"
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+def config_dir() -> Path:
+    return Path(platformdirs.user_config_dir(APP, appauthor=False))
+
+
+def data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP, appauthor=False))
+
+
+def log_dir() -> Path:
+    return Path(platformdirs.user_log_dir(APP, appauthor=False))
+
+
+def demo_dir() -> Path:
+    """Where ``make demo`` builds the demo token (softhsm-fixtures, demo profile)."""
+    return data_dir() / "demo-token"
+
+
+def default_config_path() -> Path:
+    return config_dir() / "config.toml"
+
+
+@dataclass
+class Config:
+    path: Path | None = None
+    #: PKCS#11 module files to load, in addition to the catalog's
+    modules: list[str] = field(default_factory=list)
+    #: also load the catalogued modules found on this machine
+    use_catalog: bool = True
+    #: SoftHSM configuration to use (sets SOFTHSM2_CONF before modules load)
+    softhsm2_conf: str | None = None
+    log_level: str = "INFO"
+    log_to_file: bool = True
+    #: seconds a single token operation may take
+    token_timeout: float = 30.0
+
+
+_KEYS: dict[str, type | tuple[type, ...]] = {
+    "modules": list,
+    "use_catalog": bool,
+    "softhsm2_conf": str,
+    "token_timeout": (int, float),
+}
+
+
+def _check(data: dict[str, Any], path: Path) -> None:
+    for key, typ in _KEYS.items():
+        if key in data and not isinstance(data[key], typ):
+            raise ConfigInvalid(detail=f"{path}: '{key}' has the wrong type")
+    if "modules" in data and not all(isinstance(m, str) for m in data["modules"]):
+        raise ConfigInvalid(detail=f"{path}: 'modules' must be a list of paths")
+    logging_ = data.get("logging", {})
+    if not isinstance(logging_, dict):
+        raise ConfigInvalid(detail=f"{path}: [logging] must be a table")
+    level = logging_.get("level", "INFO")
+    if not isinstance(level, str) or level.upper() not in _LOG_LEVELS:
+        raise ConfigInvalid(detail=f"{path}: logging.level must be one of {_LOG_LEVELS}")
+
+
+def resolve_path(explicit: str | os.PathLike[str] | None) -> tuple[Path, bool]:
+    """The config path and whether it was asked for explicitly."""
+    if explicit:
+        return Path(explicit), True
+    env = os.environ.get(ENV_CONFIG)
+    if env:
+        return Path(env), True
+    return default_config_path(), False
+
+
+def load_config(
+    explicit: str | os.PathLike[str] | None = None, *, extra_modules: list[str] | None = None
+) -> Config:
+    path, is_explicit = resolve_path(explicit)
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = tomllib.loads(path.read_text("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise ConfigInvalid(detail=f"{path}: {exc}") from None
+        except OSError as exc:
+            raise ConfigInvalid(detail=f"{path}: {exc.strerror}") from None
+        _check(data, path)
+    elif is_explicit:
+        raise ConfigInvalid(detail=f"not found: {path}")
+    logging_ = data.get("logging", {})
+    base = path.parent
+    cfg = Config(
+        path=path if path.exists() else None,
+        modules=[str(base / os.path.expanduser(m)) for m in data.get("modules", [])],
+        use_catalog=data.get("use_catalog", True),
+        softhsm2_conf=(
+            str(base / os.path.expanduser(data["softhsm2_conf"]))
+            if data.get("softhsm2_conf")
+            else None
+        ),
+        log_level=logging_.get("level", "INFO").upper(),
+        log_to_file=logging_.get("file", True),
+        token_timeout=float(data.get("token_timeout", 30.0)),
+    )
+    cfg.modules += [os.path.abspath(m) for m in (extra_modules or [])]
+    return cfg

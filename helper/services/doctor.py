@@ -1,0 +1,162 @@
+"""``certhelper doctor``: what is wrong and what to do about it.
+
+The doctor only reads: it never tries a PIN and never writes to a token. PIN
+states come from the token flags alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Literal
+
+from drivers.types import PinState
+from helper.config import Config
+from helper.domain.expiry import ExpiryState
+from helper.services.tokens import TokenService
+
+Level = Literal["ok", "warning", "error"]
+RENEW_HINT = "请到河北CA网站办理证书延期 (renew online: 老用户延期 → 点此延长有效期)"
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: Level
+    code: str
+    message: str
+    fix: str = ""
+
+    def to_dict(self) -> dict[str, str]:
+        return asdict(self)
+
+
+def _config_findings(config: Config) -> list[Finding]:
+    where = str(config.path) if config.path else "默认设置 (defaults; no config file)"
+    return [Finding("ok", "config", f"配置 (config): {where}")]
+
+
+def _module_findings(service: TokenService) -> list[Finding]:
+    out = []
+    for m in service.modules:
+        if m.error is None:
+            out.append(Finding("ok", "module_loaded", f"已加载驱动 (module loaded): {m.path}"))
+        else:
+            out.append(
+                Finding(
+                    "error",
+                    "module_load_failed",
+                    f"驱动加载失败 (module failed): {m.path} — {m.error.message()}",
+                    "检查路径是否正确，或重新安装 USB Key 驱动 "
+                    "(check the path or reinstall the key's driver)",
+                )
+            )
+    if not service.drivers:
+        out.append(
+            Finding(
+                "error",
+                "no_module",
+                "没有可用的 PKCS#11 驱动 (no PKCS#11 module loaded)",
+                "安装 USB Key 厂商驱动或 OpenSC (sudo apt install opensc)，"
+                "或在配置文件 modules 中写明驱动路径 (or list it under `modules` in the config)",
+            )
+        )
+    return out
+
+
+def _pin_finding(label: str, state: PinState) -> Finding | None:
+    if state is PinState.LOCKED:
+        return Finding(
+            "error",
+            "pin_locked",
+            f"「{label}」密码已锁定 (PIN locked)",
+            "请携带 USB Key 到河北CA沧州办事处解锁 (take the key to the CA office to unlock it)",
+        )
+    if state in (PinState.FINAL_TRY, PinState.COUNT_LOW):
+        return Finding(
+            "warning",
+            f"pin_{state.value}",
+            f"「{label}」密码已输错多次 (wrong PINs were entered: {state.value})",
+            "下次请仔细输入；忘记密码请到 CA 办事处重置 (forgot it? reset it at the CA office)",
+        )
+    if state is PinState.TO_BE_CHANGED:
+        return Finding(
+            "warning",
+            "pin_to_be_changed",
+            f"「{label}」仍在使用初始密码 (still on the initial PIN)",
+            "运行 certhelper change-pin 修改密码 (run certhelper change-pin)",
+        )
+    return None
+
+
+def _token_findings(service: TokenService) -> list[Finding]:
+    now = service.clock()
+    views = service.snapshot()
+    if not views and service.drivers:
+        return [
+            Finding(
+                "warning",
+                "no_token",
+                "未检测到 USB Key (no USB key found)",
+                "请插入 USB Key；如已插入，请安装其驱动 (insert the key, or install its driver)",
+            )
+        ]
+    out = []
+    for v in views:
+        t = v.token
+        out.append(Finding("ok", "token", f"USB Key「{t.label}」({t.serial}) {t.model}"))
+        if (f := _pin_finding(t.label, t.pin_state)) is not None:
+            out.append(f)
+        for c in v.certificates:
+            m = c.model
+            if m is None:
+                out.append(
+                    Finding(
+                        "warning",
+                        "cert_unreadable",
+                        f"「{t.label}」上有无法读取的证书对象 (unreadable certificate {c.id})",
+                        "请联系 CA 重新写入证书 (ask the CA to rewrite the certificate)",
+                    )
+                )
+                continue
+            name = m.subject_cn or c.id
+            state = m.expiry_state(now)
+            days = m.days_left(now)
+            if state is ExpiryState.EXPIRED:
+                out.append(
+                    Finding("error", "cert_expired", f"证书「{name}」已过期 (expired)", RENEW_HINT)
+                )
+            elif state in (ExpiryState.URGENT, ExpiryState.WARNING):
+                out.append(
+                    Finding(
+                        "warning",
+                        f"cert_{state.value}",
+                        f"证书「{name}」{days} 天后到期 (expires in {days} days)",
+                        RENEW_HINT,
+                    )
+                )
+            if not m.signing_supported:
+                out.append(
+                    Finding("warning", "signing_unsupported", f"证书「{name}」: {m.signing_note}")
+                )
+            if c.private_key is None:
+                out.append(
+                    Finding(
+                        "warning",
+                        "cert_without_key",
+                        f"证书「{name}」在 Key 上没有对应私钥 (no private key; cannot sign)",
+                        "这通常是 CA 证书或残留证书，可忽略 (often a CA or leftover certificate)",
+                    )
+                )
+        for k in v.keys_without_certificate:
+            out.append(
+                Finding(
+                    "warning",
+                    "key_without_cert",
+                    f"「{t.label}」上有私钥没有证书 (key {k.key_id.hex()} has no certificate)",
+                    "若刚办理延期，请重新写入证书 (after a renewal, install the certificate again)",
+                )
+            )
+    return out
+
+
+def run_doctor(config: Config, service: TokenService) -> list[Finding]:
+    return _config_findings(config) + _module_findings(service) + _token_findings(service)

@@ -1,0 +1,80 @@
+"""Signing and PIN changes on top of the token service.
+
+Both read the token's flags first and refuse on a locked PIN, so no PIN try is
+ever spent on a token that cannot take it; neither retries.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from drivers.errors import KeyNotFound, PinLocked
+from drivers.protocol import TokenDriver
+from drivers.types import Pin, PinState, TokenInfo
+from helper.cms import build_signed_data
+from helper.domain.pin_policy import PolicyResult, check_confirmation, check_new_pin, raise_for
+from helper.errors import CertificateUnreadable
+from helper.services.tokens import CertEntry, TokenService, algorithm_for
+
+SignFormat = Literal["raw", "cms"]
+
+
+def fresh_state(driver: TokenDriver, token: TokenInfo) -> TokenInfo:
+    """The token re-read now; raises PinLocked when it cannot take a PIN."""
+    info = driver.token_info(token.serial)
+    if info.pin_state is PinState.LOCKED:
+        raise PinLocked(detail=info.label)
+    return info
+
+
+def check_signable(entry: CertEntry) -> None:
+    if entry.model is None:
+        raise entry.error or CertificateUnreadable(detail=entry.id)
+    algorithm_for(entry.model)  # raises SigningUnsupported for SM2 and the like
+    if entry.private_key is None:
+        raise KeyNotFound(detail=entry.id)
+
+
+def sign(
+    service: TokenService,
+    entry: CertEntry,
+    data: bytes,
+    pin: Pin | None,
+    *,
+    fmt: SignFormat = "raw",
+    legacy_sha1: bool = False,
+    detached: bool = True,
+) -> bytes:
+    """Log in, sign ``data`` (raw signature or CMS SignedData), log out."""
+    check_signable(entry)
+    assert entry.model is not None
+    algorithm = algorithm_for(entry.model, legacy_sha1=legacy_sha1)
+    driver = service.driver_for(entry.token)
+    serial, key_id = entry.token.serial, entry.obj.key_id
+    fresh_state(driver, entry.token)
+    driver.login(serial, pin)
+    try:
+        if fmt == "raw":
+            return driver.sign(serial, key_id, data, algorithm)
+        return build_signed_data(
+            data,
+            entry.model.der,
+            lambda tbs: driver.sign(serial, key_id, tbs, algorithm),
+            algorithm=algorithm,
+            detached=detached,
+        )
+    finally:
+        driver.logout(serial)
+
+
+def change_pin(
+    driver: TokenDriver, token: TokenInfo, old: Pin, new: Pin, confirm: Pin
+) -> PolicyResult:
+    """Check the policy before touching the token, then C_SetPIN once.
+    Returns the policy result (its warnings are for the user)."""
+    check_confirmation(new, confirm)
+    result = check_new_pin(new, old=old, min_len=token.pin_min_len, max_len=token.pin_max_len)
+    raise_for(result)
+    fresh_state(driver, token)
+    driver.change_pin(token.serial, old, new)
+    return result

@@ -1,0 +1,221 @@
+"""Token service: which modules are loaded, what is on every token, and the
+operations the CLI (and later the bridge) performs on them.
+
+It pairs each certificate with its private key by CKA_ID, keeps certificates
+without a key and keys without a certificate, and never drops an object it
+cannot parse: such a certificate is listed as unreadable.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from drivers.catalog import installed_modules, load_catalog
+from drivers.errors import CertHelperError, TokenAmbiguous, TokenNotFound
+from drivers.protocol import TokenDriver
+from drivers.types import CertObject, KeyObject, SignAlgorithm, TokenInfo
+from helper.config import Config
+from helper.domain.certificate import CertificateModel
+from helper.domain.expiry import system_clock
+from helper.errors import (
+    CertificateAmbiguous,
+    CertificateNotFound,
+    CertificateUnreadable,
+    SigningUnsupported,
+)
+
+log = logging.getLogger(__name__)
+
+_EC_ALGORITHM = {256: SignAlgorithm.ECDSA_SHA256, 384: SignAlgorithm.ECDSA_SHA384}
+
+
+@dataclass
+class ModuleStatus:
+    path: str
+    source: str  # "config", "command line", or the catalog entry id
+    driver: TokenDriver | None = None
+    error: CertHelperError | None = None
+
+
+@dataclass
+class CertEntry:
+    """A certificate object on a token, parsed when possible, with its key."""
+
+    id: str
+    token: TokenInfo
+    obj: CertObject
+    model: CertificateModel | None
+    private_key: KeyObject | None
+    error: CertificateUnreadable | None = None
+
+    @property
+    def readable(self) -> bool:
+        return self.model is not None
+
+
+@dataclass
+class TokenView:
+    token: TokenInfo
+    certificates: list[CertEntry] = field(default_factory=list)
+    keys_without_certificate: list[KeyObject] = field(default_factory=list)
+    error: CertHelperError | None = None  # the token vanished while being read
+
+
+def pair_objects(token: TokenInfo, certs: list[CertObject], keys: list[KeyObject]) -> TokenView:
+    """Pair certificates and private keys by CKA_ID (falling back to the label
+    when a certificate has no CKA_ID)."""
+    view = TokenView(token=token)
+    used: set[int] = set()
+    seen_ids: dict[str, int] = {}
+    for obj in certs:
+        key = None
+        for i, k in enumerate(keys):
+            if (obj.key_id and k.key_id == obj.key_id) or (
+                not obj.key_id and obj.label and k.label == obj.label
+            ):
+                key, _ = k, used.add(i)
+                break
+        base = f"{token.serial}:{obj.key_id.hex() or 'noid'}"
+        n = seen_ids[base] = seen_ids.get(base, 0) + 1
+        cert_id = base if n == 1 else f"{base}~{n}"
+        try:
+            model, error = CertificateModel.from_der(obj.value), None
+        except CertificateUnreadable as exc:
+            model, error = None, exc
+        view.certificates.append(CertEntry(cert_id, token, obj, model, key, error))
+    view.keys_without_certificate = [k for i, k in enumerate(keys) if i not in used]
+    return view
+
+
+def algorithm_for(model: CertificateModel, *, legacy_sha1: bool = False) -> SignAlgorithm:
+    """The signature algorithm for a certificate's key type."""
+    if model.key_type == "RSA":
+        return SignAlgorithm.RSA_PKCS1_SHA1 if legacy_sha1 else SignAlgorithm.RSA_PKCS1_SHA256
+    if model.key_type == "EC" and model.signing_supported and model.key_bits in _EC_ALGORITHM:
+        return _EC_ALGORITHM[model.key_bits]
+    raise SigningUnsupported(detail=f"{model.key_type} {model.curve or ''}".strip())
+
+
+class TokenService:
+    def __init__(
+        self,
+        modules: Sequence[ModuleStatus],
+        *,
+        clock: Callable[[], datetime] = system_clock,
+    ) -> None:
+        self.modules = list(modules)
+        self.clock = clock
+
+    # --- construction ------------------------------------------------------
+
+    @classmethod
+    def from_config(
+        cls,
+        config: Config,
+        *,
+        driver_factory: Callable[[str, float], TokenDriver] | None = None,
+        clock: Callable[[], datetime] = system_clock,
+    ) -> TokenService:
+        """Load every configured and catalogued module; a module that fails to
+        load is recorded with its error, not fatal."""
+        if config.softhsm2_conf and "SOFTHSM2_CONF" not in os.environ:
+            os.environ["SOFTHSM2_CONF"] = config.softhsm2_conf  # read at C_Initialize
+        if driver_factory is None:
+            from drivers.pkcs11_driver import Pkcs11Driver
+
+            def driver_factory(path: str, timeout: float) -> TokenDriver:
+                return Pkcs11Driver(path, timeout=timeout)
+
+        wanted: list[tuple[str, str]] = [(p, "config") for p in config.modules]
+        if config.use_catalog:
+            wanted += [(path, e.id) for e, path in installed_modules(load_catalog())]
+        statuses: list[ModuleStatus] = []
+        seen: set[str] = set()
+        for path, source in wanted:
+            real = os.path.realpath(path)
+            if real in seen:
+                continue
+            seen.add(real)
+            status = ModuleStatus(path=path, source=source)
+            try:
+                status.driver = driver_factory(path, config.token_timeout)
+            except CertHelperError as exc:
+                log.warning("module %s not loaded: %s", path, exc.code)
+                status.error = exc
+            statuses.append(status)
+        return cls(statuses, clock=clock)
+
+    @property
+    def drivers(self) -> list[TokenDriver]:
+        return [m.driver for m in self.modules if m.driver is not None]
+
+    def close(self) -> None:
+        for d in self.drivers:
+            d.close()
+
+    # --- reading -----------------------------------------------------------
+
+    def tokens(self) -> list[tuple[TokenDriver, TokenInfo]]:
+        out = []
+        for d in self.drivers:
+            try:
+                out += [(d, t) for t in d.list_tokens()]
+            except CertHelperError as exc:
+                log.warning("listing tokens of %s failed: %s", d.module_path, exc.code)
+        return out
+
+    def snapshot(self) -> list[TokenView]:
+        views = []
+        for d, t in self.tokens():
+            try:
+                contents = d.read_objects(t.serial)
+            except CertHelperError as exc:
+                views.append(TokenView(token=t, error=exc))
+                continue
+            views.append(pair_objects(contents.token, contents.certificates, contents.private_keys))
+        return views
+
+    def driver_for(self, token: TokenInfo) -> TokenDriver:
+        for d in self.drivers:
+            if d.module_path == token.module_path:
+                return d
+        raise TokenNotFound(detail=token.serial)
+
+    def find_token(self, query: str | None) -> tuple[TokenDriver, TokenInfo]:
+        """By label or serial; with no query, the only token there is."""
+        tokens = self.tokens()
+        if query:
+            tokens = [(d, t) for d, t in tokens if query in (t.label, t.serial)]
+        if not tokens:
+            raise TokenNotFound(detail=query) if query else TokenNotFound()
+        if len(tokens) > 1:
+            names = ", ".join(f"{t.label} ({t.serial})" for _, t in tokens)
+            raise TokenAmbiguous(detail=names)
+        return tokens[0]
+
+    def find_certificate(self, query: str) -> CertEntry:
+        """By id, SHA-256 thumbprint prefix (>= 8 hex digits) or serial number."""
+        entries = [c for v in self.snapshot() for c in v.certificates]
+        exact = [c for c in entries if c.id == query.strip()]
+        if exact:
+            return exact[0]
+        qn = query.strip().lower().replace(":", "").replace(" ", "").removeprefix("0x")
+        matches = []
+        for c in entries:
+            if c.model is None:
+                continue
+            serial = c.model.serial_hex.lower()
+            if (len(qn) >= 8 and c.model.sha256.startswith(qn)) or qn in (
+                serial,
+                serial.lstrip("0"),
+            ):
+                matches.append(c)
+        if not matches:
+            raise CertificateNotFound(detail=query)
+        if len(matches) > 1:
+            raise CertificateAmbiguous(detail=", ".join(c.id for c in matches))
+        return matches[0]
