@@ -139,8 +139,17 @@ class _Login:
 class Pkcs11Driver:
     """A PKCS#11 module with its worker thread. Tokens are addressed by serial."""
 
-    def __init__(self, module_path: str | os.PathLike[str], *, timeout: float = DEFAULT_TIMEOUT):
+    def __init__(
+        self,
+        module_path: str | os.PathLike[str],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        raw_module: Callable[[str], RawModule] = RawModule,
+    ) -> None:
+        """``raw_module`` reads token info beside python-pkcs11; tests pass a double
+        that adds flags SoftHSM never sets (locked, final try, to be changed)."""
         self.module_path = os.fspath(module_path)
+        self._raw_factory = raw_module
         self.timeout = timeout
         name = os.path.basename(self.module_path)
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"pkcs11-{name}")
@@ -152,7 +161,13 @@ class Pkcs11Driver:
         self._mechs: dict[str, frozenset[Mechanism]] = {}
         self.library_description = ""
         self.manufacturer = ""
-        self.call(self._load)
+        self._closed = False
+        try:
+            self.call(self._load)
+        except BaseException:
+            self._closed = True
+            self._executor.shutdown(wait=False)
+            raise
 
     # --- worker plumbing ---------------------------------------------------
 
@@ -171,6 +186,8 @@ class Pkcs11Driver:
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         """Run ``fn(*args)`` on the worker thread; errors arrive already mapped."""
+        if self._closed:
+            raise E.DeviceError(detail=f"driver for {self.module_path} is closed")
         return self._executor.submit(self._wrap, fn, *args)
 
     def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
@@ -182,10 +199,17 @@ class Pkcs11Driver:
         except FutureTimeout:
             raise E.OperationTimeout(detail=f"{self.timeout:.0f}s") from None
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     def close(self) -> None:
         """Log out of every token and stop the worker. The library stays cached."""
+        if self._closed:
+            return
         with contextlib.suppress(E.CertHelperError):
             self.call(self._logout_all, timeout=5)
+        self._closed = True
         self._executor.shutdown(wait=True)
 
     # --- loading -----------------------------------------------------------
@@ -199,7 +223,7 @@ class Pkcs11Driver:
             raise E.ModuleLoadFailed(detail=f"{self.module_path}: {exc}") from None
         except (OSError, RuntimeError) as exc:
             raise E.ModuleLoadFailed(detail=f"{self.module_path}: {exc}") from None
-        self._raw = RawModule(self.module_path)
+        self._raw = self._raw_factory(self.module_path)
         self.library_description = _text(getattr(self._lib, "library_description", ""))
         self.manufacturer = _text(getattr(self._lib, "manufacturer_id", ""))
 
@@ -445,6 +469,26 @@ class Pkcs11Driver:
             return
         with token.open(rw=True) as session:
             session.set_pin(old.reveal(), new.reveal())
+
+
+_LIVE: dict[str, Pkcs11Driver] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def get_driver(module_path: str | os.PathLike[str], **kwargs: Any) -> Pkcs11Driver:
+    """The one live driver for a module file in this process.
+
+    python-pkcs11 caches the library per path and login state is per process,
+    so two drivers on one module would share a login and break the one-thread
+    rule. Everything goes through this registry instead.
+    """
+    real = os.path.realpath(module_path)
+    with _LIVE_LOCK:
+        drv = _LIVE.get(real)
+        if drv is None or drv.closed:
+            drv = Pkcs11Driver(module_path, **kwargs)
+            _LIVE[real] = drv
+        return drv
 
 
 def _attr(obj: Any, attr: Attribute, default: Any) -> Any:

@@ -14,7 +14,7 @@ from drivers.types import PinState
 from helper.cli import render
 from helper.cli.prompts import PinReader
 from helper.config import Config
-from helper.errors import PinMismatch, PinPolicyRejected
+from helper.errors import Cancelled
 from helper.services import operations
 from helper.services.summary import certificate_summary, list_document
 from helper.services.tokens import TokenService
@@ -39,7 +39,9 @@ def cmd_list(args: argparse.Namespace, config: Config, factory: Factory) -> int:
             render.print_list(service.modules, views, now)
     finally:
         service.close()
-    return 0
+    # a module the user named (config or --module) that failed is an error
+    failed = [m for m in service.modules if m.error is not None and m.source == "config"]
+    return failed[0].error.exit_code if failed and failed[0].error else 0
 
 
 def cmd_show(args: argparse.Namespace, config: Config, factory: Factory) -> int:
@@ -80,19 +82,31 @@ def cmd_change_pin(args: argparse.Namespace, config: Config, factory: Factory) -
         old = reader.read("当前密码 (current PIN): ")
         new = reader.read("新密码 (new PIN): ")
         confirm = reader.read("再次输入新密码 (confirm new PIN): ")
+        result = operations.check_change(info, old, new, confirm)  # token untouched
+        for w in result.warnings:
+            print(f"提示 (note): {w.message}", file=sys.stderr)
+        if (
+            result.warnings
+            and not args.stdin
+            and not _confirm("仍要使用这个密码吗? (use it anyway?)")
+        ):
+            raise Cancelled()
         try:
-            result = operations.change_pin(driver, info, old, new, confirm)
-        except (PinPolicyRejected, PinMismatch):
-            raise  # nothing touched the token
+            operations.apply_change(driver, info, old, new)
         except CertHelperError:
             _report_state_after_failure(driver, token.serial)
             raise
-        for w in result.warnings:
-            print(f"提示 (note): {w.message()}", file=sys.stderr)
         print("密码修改成功 (PIN changed)。请牢记新密码 (remember the new PIN).")
     finally:
         service.close()
     return 0
+
+
+def _confirm(question: str) -> bool:
+    try:
+        return input(f"{question} [y/N] ").strip().lower() in ("y", "yes", "是")
+    except EOFError:
+        return False
 
 
 def _report_state_after_failure(driver, serial: str) -> None:  # type: ignore[no-untyped-def]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import sys
 import textwrap
+import unicodedata
 from datetime import datetime
 from typing import Any
 
@@ -86,7 +87,7 @@ def print_list(modules: list[ModuleStatus], views: list[TokenView], now: datetim
             m = c.model
             days = m.days_left(now)
             state = m.expiry_state(now)
-            left = f"剩余 {days} 天 ({days} days left)" if days >= 0 else f"已过期 {-days} 天"
+            left = f"剩余 {days} 天 ({days} days left)" if days >= 0 else "已过期 (expired)"
             print(f"    使用者 subject: {m.subject_cn}")
             print(f"    颁发者 issuer:  {m.issuer_cn}")
             print(f"    有效期至 valid until: {iso(m.not_after)}  {left}  [{EXPIRY_TEXT[state]}]")
@@ -131,9 +132,14 @@ def print_details(c: CertEntry, now: datetime) -> None:
         ]
         if m.signing_note:
             rows.append(("签名 (signing)", m.signing_note))
-    width = max(len(k) for k, _ in rows)
+    width = max(_width(k) for k, _ in rows)
     for k, v in rows:
-        print(f"{k:<{width}}  {v}")
+        print(f"{k}{' ' * (width - _width(k))}  {v}")
+
+
+def _width(text: str) -> int:
+    """Terminal columns: CJK characters take two."""
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
 
 
 LEVEL_MARK = {"ok": "✔", "warning": "⚠", "error": "✘"}

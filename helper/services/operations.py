@@ -67,14 +67,16 @@ def sign(
         driver.logout(serial)
 
 
-def change_pin(
-    driver: TokenDriver, token: TokenInfo, old: Pin, new: Pin, confirm: Pin
-) -> PolicyResult:
-    """Check the policy before touching the token, then C_SetPIN once.
-    Returns the policy result (its warnings are for the user)."""
+def check_change(token: TokenInfo, old: Pin, new: Pin, confirm: Pin) -> PolicyResult:
+    """The PIN policy, before anything touches the token. Raises on errors;
+    returns the result so its warnings can be shown."""
     check_confirmation(new, confirm)
     result = check_new_pin(new, old=old, min_len=token.pin_min_len, max_len=token.pin_max_len)
     raise_for(result)
+    return result
+
+
+def apply_change(driver: TokenDriver, token: TokenInfo, old: Pin, new: Pin) -> None:
+    """C_SetPIN once, after re-reading the flags (locked: refused untouched)."""
     fresh_state(driver, token)
     driver.change_pin(token.serial, old, new)
-    return result

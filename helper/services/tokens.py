@@ -125,10 +125,10 @@ class TokenService:
         if config.softhsm2_conf and "SOFTHSM2_CONF" not in os.environ:
             os.environ["SOFTHSM2_CONF"] = config.softhsm2_conf  # read at C_Initialize
         if driver_factory is None:
-            from drivers.pkcs11_driver import Pkcs11Driver
+            from drivers.pkcs11_driver import get_driver
 
             def driver_factory(path: str, timeout: float) -> TokenDriver:
-                return Pkcs11Driver(path, timeout=timeout)
+                return get_driver(path, timeout=timeout)
 
         wanted: list[tuple[str, str]] = [(p, "config") for p in config.modules]
         if config.use_catalog:
@@ -177,7 +177,7 @@ class TokenService:
                 views.append(TokenView(token=t, error=exc))
                 continue
             views.append(pair_objects(contents.token, contents.certificates, contents.private_keys))
-        return views
+        return sorted(views, key=lambda v: (v.token.label, v.token.serial))
 
     def driver_for(self, token: TokenInfo) -> TokenDriver:
         for d in self.drivers:

@@ -1,0 +1,64 @@
+# 证书助手 (certhelper) — set-up, demo and tests on Debian/Ubuntu.
+#   make demo   install what is missing, build the demo token, list its certificates
+#   make test   install what is missing (plus test tools), lint, run the tests
+# Works as root or as a user with sudo.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+# Debian packages the helper needs at run time, and those the tests add.
+APT_RUNTIME := softhsm2 opensc openssl libnss3-tools fonts-noto-cjk
+APT_TEST    :=
+
+.PHONY: demo test deps venv venv-test demo-token lint bench clean help
+
+help:
+	@echo "make demo   — set up and run certhelper on the built-in demo token"
+	@echo "make test   — set up and run the test suite"
+	@echo "make bench  — run the benchmarks (tests/bench)"
+
+# Install the Debian packages that are missing (apt-get update only when needed).
+deps:
+	@missing=""; \
+	for p in $(APT_RUNTIME) $(if $(filter test venv-test,$(MAKECMDGOALS)),$(APT_TEST)); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if ! $(PYTHON) -c 'import ensurepip, venv' 2>/dev/null; then missing="$$missing python3-venv"; fi; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "certhelper needs Python >= 3.11"'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+venv: deps $(PY)
+	$(PY) -m pip install -q -e .
+
+venv-test: deps $(PY)
+	$(PY) -m pip install -q -e '.[test]'
+
+# The demo token lives in the user's data dir; it is built once and kept.
+demo-token: venv
+	@dir=$$($(PY) -c 'from helper.config import demo_dir; print(demo_dir())'); \
+	$(PY) softhsm-fixtures/build.py "$$dir" --profile demo
+
+demo: demo-token
+	$(VENV)/bin/certhelper --demo list
+
+lint: venv-test
+	$(VENV)/bin/ruff check .
+
+test: venv-test lint
+	$(PY) -m pytest -q
+
+bench: venv-test
+	$(PY) tests/bench/bench_driver.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build dist
