@@ -1,0 +1,148 @@
+"""CMS (PKCS#7) SignedData around a signature made elsewhere (on the USB key).
+
+The caller supplies ``sign``: it receives the DER of the signed attributes (a SET)
+and returns the raw signature — PKCS#1 v1.5 for RSA, DER ``Ecdsa-Sig-Value`` for
+ECDSA. The hash of the data is computed here; the key only ever signs the
+attributes, so the content never goes to the token.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from asn1crypto import algos, cms, x509
+
+from drivers.errors import BadInput
+from drivers.types import SignAlgorithm
+from helper.domain.certificate import CertificateModel
+from helper.errors import SigningUnsupported
+
+__all__ = ["build_signed_data", "digest_for"]
+
+_DIGESTS = {
+    SignAlgorithm.RSA_PKCS1_SHA256: "sha256",
+    SignAlgorithm.RSA_PKCS1_SHA1: "sha1",
+    SignAlgorithm.ECDSA_SHA256: "sha256",
+    SignAlgorithm.ECDSA_SHA384: "sha384",
+}
+
+# RFC 3370 §3.2: rsaEncryption as the SignerInfo signature algorithm is what
+# openssl writes and what every verifier accepts.
+_SIGNATURE_ALGORITHMS = {
+    SignAlgorithm.RSA_PKCS1_SHA256: "rsassa_pkcs1v15",
+    SignAlgorithm.RSA_PKCS1_SHA1: "rsassa_pkcs1v15",
+    SignAlgorithm.ECDSA_SHA256: "sha256_ecdsa",
+    SignAlgorithm.ECDSA_SHA384: "sha384_ecdsa",
+}
+
+_KEY_TYPES = {
+    SignAlgorithm.RSA_PKCS1_SHA256: "RSA",
+    SignAlgorithm.RSA_PKCS1_SHA1: "RSA",
+    SignAlgorithm.ECDSA_SHA256: "EC",
+    SignAlgorithm.ECDSA_SHA384: "EC",
+}
+
+
+def digest_for(algorithm: SignAlgorithm) -> str:
+    """The hashlib name of the digest ``algorithm`` uses (sha256, sha1, sha384)."""
+    return _DIGESTS[SignAlgorithm(algorithm)]
+
+
+def _signing_time(value: datetime | None) -> cms.Time:
+    if value is None:
+        value = datetime.now(UTC)
+    elif value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError("signing_time must be timezone-aware")
+    value = value.astimezone(UTC).replace(microsecond=0)
+    # RFC 5652 §11.3: UTCTime for 1950..2049, GeneralizedTime otherwise
+    kind = "utc_time" if 1950 <= value.year < 2050 else "generalized_time"
+    return cms.Time(name=kind, value=value)
+
+
+def _check_ecdsa_der(signature: bytes) -> None:
+    try:
+        algos.DSASignature.load(signature, strict=True).native  # noqa: B018
+    except (ValueError, TypeError) as exc:
+        raise BadInput(detail="ECDSA signature is not DER-encoded") from exc
+
+
+def build_signed_data(
+    data: bytes,
+    cert_der: bytes,
+    sign: Callable[[bytes], bytes],
+    *,
+    algorithm: SignAlgorithm,
+    detached: bool = True,
+    signing_time: datetime | None = None,
+) -> bytes:
+    """DER of a ContentInfo holding SignedData over ``data``, signed by ``sign``.
+
+    ``signing_time`` defaults to now. The signer certificate is embedded; the
+    content is embedded only when ``detached`` is false. Raises
+    :class:`CertificateUnreadable` for a bad certificate, :class:`SigningUnsupported`
+    for SM2 and other keys, :class:`BadInput` when ``algorithm`` does not fit the key.
+    """
+    algorithm = SignAlgorithm(algorithm)
+    digest_name = digest_for(algorithm)
+    model = CertificateModel.from_der(cert_der)
+    if not model.signing_supported:
+        raise SigningUnsupported(detail=model.signing_note)
+    if model.key_type != _KEY_TYPES[algorithm]:
+        raise BadInput(detail=f"{algorithm.value} does not fit a {model.key_type} certificate")
+    cert = x509.Certificate.load(model.der)
+
+    digest = hashlib.new(digest_name, bytes(data)).digest()
+    signed_attrs = cms.CMSAttributes(
+        [
+            cms.CMSAttribute({"type": "content_type", "values": ["data"]}),
+            cms.CMSAttribute({"type": "signing_time", "values": [_signing_time(signing_time)]}),
+            cms.CMSAttribute({"type": "message_digest", "values": [digest]}),
+        ]
+    )
+    # RFC 5652 §5.4: the signature covers the attributes DER-encoded as a SET,
+    # not with the [0] IMPLICIT tag they carry inside SignerInfo.
+    signature = sign(signed_attrs.dump())
+    if not isinstance(signature, bytes | bytearray):
+        raise TypeError("sign() must return bytes")
+    signature = bytes(signature)
+    if model.key_type == "EC":
+        _check_ecdsa_der(signature)
+
+    digest_algorithm = algos.DigestAlgorithm({"algorithm": digest_name})
+    signer_info = cms.SignerInfo(
+        {
+            "version": "v1",
+            "sid": cms.SignerIdentifier(
+                name="issuer_and_serial_number",
+                value=cms.IssuerAndSerialNumber(
+                    {
+                        "issuer": cert.issuer,
+                        "serial_number": cert.serial_number,
+                    }
+                ),
+            ),
+            "digest_algorithm": digest_algorithm,
+            "signed_attrs": signed_attrs,
+            "signature_algorithm": algos.SignedDigestAlgorithm(
+                {
+                    "algorithm": _SIGNATURE_ALGORITHMS[algorithm],
+                }
+            ),
+            "signature": signature,
+        }
+    )
+    signed_data = cms.SignedData(
+        {
+            "version": "v1",
+            "digest_algorithms": [digest_algorithm],
+            "encap_content_info": {
+                "content_type": "data",
+                "content": None if detached else bytes(data),
+            },
+            "certificates": [cms.CertificateChoices(name="certificate", value=cert)],
+            "signer_infos": [signer_info],
+        }
+    )
+    return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
