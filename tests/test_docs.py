@@ -1,0 +1,20 @@
+"""The documentation stays true: every error code is in docs/errors.md."""
+
+from __future__ import annotations
+
+import helper.errors  # noqa: F401  (registers the helper's errors)
+from drivers.errors import ALL_ERRORS
+from tests.conftest import ROOT
+
+
+def test_every_error_code_is_documented() -> None:
+    text = (ROOT / "docs" / "errors.md").read_text("utf-8")
+    for cls in ALL_ERRORS:
+        row = f"| `{cls.code}` | {cls.exit_code} | {cls.message_zh} | {cls.message_en} |"
+        assert row in text, f"docs/errors.md lacks or misstates: {row}"
+
+
+def test_readme_leads_with_the_two_commands() -> None:
+    text = (ROOT / "README.md").read_text("utf-8")
+    head = text[: text.index("\n## ", text.index("make test"))]
+    assert "make demo" in head and "make test" in head
