@@ -295,7 +295,8 @@ def test_manifest_certificate_fields(built: Build) -> None:
         assert entry["sha256"] == hashlib.sha256(built.der(entry["name"])).hexdigest()
         if entry["valid_der"]:
             cert = x509.load_der_x509_certificate(built.der(entry["name"]))
-            assert entry["serial_hex"] == format(cert.serial_number, "X")
+            hex_serial = format(cert.serial_number, "X")
+            assert entry["serial_hex"] == hex_serial.zfill(len(hex_serial) + len(hex_serial) % 2)
             assert parse_time(entry["not_before"]) == cert.not_valid_before_utc
             assert parse_time(entry["not_after"]) == cert.not_valid_after_utc
             common_name = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
