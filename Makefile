@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages the helper needs at run time, and those the tests add.
-APT_RUNTIME := softhsm2 opensc openssl libnss3-tools fonts-noto-cjk
+APT_RUNTIME := softhsm2 opensc openssl libnss3-tools
 APT_TEST    :=
 
 .PHONY: demo test deps venv venv-test demo-token lint bench clean help
