@@ -21,18 +21,18 @@ CK_RV = CK_ULONG
 _PACK = 1 if sys.platform == "win32" else 0  # Cryptoki structs are packed on Windows
 
 
-class _Version(ctypes.Structure):
+class CK_VERSION(ctypes.Structure):
     _fields_ = (("major", ctypes.c_ubyte), ("minor", ctypes.c_ubyte))
 
 
-class _TokenInfo(ctypes.Structure):
+class CK_TOKEN_INFO(ctypes.Structure):
     if _PACK:
         _pack_ = _PACK
     _fields_ = (
-        ("label", ctypes.c_char * 32),
-        ("manufacturerID", ctypes.c_char * 32),
-        ("model", ctypes.c_char * 16),
-        ("serialNumber", ctypes.c_char * 16),
+        ("label", ctypes.c_ubyte * 32),
+        ("manufacturerID", ctypes.c_ubyte * 32),
+        ("model", ctypes.c_ubyte * 16),
+        ("serialNumber", ctypes.c_ubyte * 16),
         ("flags", CK_ULONG),
         ("ulMaxSessionCount", CK_ULONG),
         ("ulSessionCount", CK_ULONG),
@@ -44,9 +44,9 @@ class _TokenInfo(ctypes.Structure):
         ("ulFreePublicMemory", CK_ULONG),
         ("ulTotalPrivateMemory", CK_ULONG),
         ("ulFreePrivateMemory", CK_ULONG),
-        ("hardwareVersion", _Version),
-        ("firmwareVersion", _Version),
-        ("utcTime", ctypes.c_char * 16),
+        ("hardwareVersion", CK_VERSION),
+        ("firmwareVersion", CK_VERSION),
+        ("utcTime", ctypes.c_ubyte * 16),
     )
 
 
@@ -59,11 +59,11 @@ _N_FUNCS = 68
 class _FunctionList(ctypes.Structure):
     if _PACK:
         _pack_ = _PACK
-    _fields_ = (("version", _Version), ("funcs", ctypes.c_void_p * _N_FUNCS))
+    _fields_ = (("version", CK_VERSION), ("funcs", ctypes.c_void_p * _N_FUNCS))
 
 
 _FUNCTYPE = ctypes.WINFUNCTYPE if sys.platform == "win32" else ctypes.CFUNCTYPE  # type: ignore[attr-defined]
-_GetTokenInfo = _FUNCTYPE(CK_RV, CK_ULONG, ctypes.POINTER(_TokenInfo))
+_GetTokenInfo = _FUNCTYPE(CK_RV, CK_ULONG, ctypes.POINTER(CK_TOKEN_INFO))
 _CloseAllSessions = _FUNCTYPE(CK_RV, CK_ULONG)
 _GetFunctionList = _FUNCTYPE(CK_RV, ctypes.POINTER(ctypes.POINTER(_FunctionList)))
 
@@ -102,7 +102,7 @@ class RawModule:
         fn = self._func(_IDX_GET_TOKEN_INFO, _GetTokenInfo)
         if fn is None:
             return None
-        info = _TokenInfo()
+        info = CK_TOKEN_INFO()
         if fn(slot_id, ctypes.byref(info)) != 0:
             return None
 

@@ -32,6 +32,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+# the repository root, so `drivers` imports without an installed package
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
 from asn1crypto import algos as asn1_algos
 from asn1crypto import core as asn1_core
 from asn1crypto import keys as asn1_keys
@@ -40,6 +43,8 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from drivers.ckraw import CK_TOKEN_INFO, CK_ULONG
 
 MANIFEST_SCHEMA = "certhelper-fixtures/1"
 SPEC_SCHEMA = "certhelper-pki/1"
@@ -758,7 +763,6 @@ def _asn1_time(moment: datetime) -> asn1_x509.Time:
 # --------------------------------------------------------------------------------------------
 # Token initialisation through ctypes (python-pkcs11 0.10.1 does not wrap C_InitToken)
 
-CK_ULONG = ctypes.c_ulong  # CK_ULONG is unsigned long on Linux (LP64: 64 bits)
 CKF_TOKEN_INITIALIZED = 0x400
 CKR_NAMES = {
     0x00: "CKR_OK",
@@ -775,33 +779,6 @@ CKR_NAMES = {
     0x190: "CKR_CRYPTOKI_NOT_INITIALIZED",
     0x191: "CKR_CRYPTOKI_ALREADY_INITIALIZED",
 }
-
-
-class CK_VERSION(ctypes.Structure):  # PKCS#11 name
-    _fields_ = (("major", ctypes.c_ubyte), ("minor", ctypes.c_ubyte))
-
-
-class CK_TOKEN_INFO(ctypes.Structure):  # PKCS#11 name
-    _fields_ = (
-        ("label", ctypes.c_ubyte * 32),
-        ("manufacturerID", ctypes.c_ubyte * 32),
-        ("model", ctypes.c_ubyte * 16),
-        ("serialNumber", ctypes.c_ubyte * 16),
-        ("flags", CK_ULONG),
-        ("ulMaxSessionCount", CK_ULONG),
-        ("ulSessionCount", CK_ULONG),
-        ("ulMaxRwSessionCount", CK_ULONG),
-        ("ulRwSessionCount", CK_ULONG),
-        ("ulMaxPinLen", CK_ULONG),
-        ("ulMinPinLen", CK_ULONG),
-        ("ulTotalPublicMemory", CK_ULONG),
-        ("ulFreePublicMemory", CK_ULONG),
-        ("ulTotalPrivateMemory", CK_ULONG),
-        ("ulFreePrivateMemory", CK_ULONG),
-        ("hardwareVersion", CK_VERSION),
-        ("firmwareVersion", CK_VERSION),
-        ("utcTime", ctypes.c_ubyte * 16),
-    )
 
 
 class RawModule:
