@@ -80,3 +80,34 @@ class Cancelled(CertHelperError):
     message_zh = "操作已取消"
     message_en = "Cancelled"
     exit_code = 130
+
+
+@register
+class UserTimeout(CertHelperError):
+    code = "user_timeout"
+    message_zh = "等待用户操作超时"
+    message_en = "Nobody answered the dialog in time"
+    exit_code = 130
+
+
+@register
+class UserCancelled(Cancelled):
+    code = "user_cancelled"
+    message_zh = "用户取消了操作"
+    message_en = "The user cancelled"
+
+
+@register
+class ConsentDenied(CertHelperError):
+    code = "consent_denied"
+    message_zh = "用户拒绝了该网站的请求"
+    message_en = "The user denied this site's request"
+    exit_code = 4
+
+
+@register
+class DialogFailed(CertHelperError):
+    code = "dialog_failed"
+    message_zh = "无法显示对话框（是否有图形界面？）"
+    message_en = "The dialog could not be shown (is there a display?)"
+    exit_code = 1
