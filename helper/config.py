@@ -20,6 +20,8 @@ from helper.errors import ConfigInvalid
 APP = "certhelper"
 ENV_CONFIG = "CERTHELPER_CONFIG"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+#: the Cangzhou housing provident fund hall and the demo hall
+DEFAULT_ORIGINS = ("http://111.62.46.105:9010", "http://127.0.0.1:9010")
 
 
 def config_dir() -> Path:
@@ -56,6 +58,14 @@ class Config:
     log_to_file: bool = True
     #: seconds a single token operation may take
     token_timeout: float = 30.0
+    # --- bridge (docs/bridge-protocol.md) ---
+    bridge_port: int = 17213
+    #: hall origins allowed without a consent dialog (plain http only if listed here)
+    origins: list[str] = field(default_factory=lambda: list(DEFAULT_ORIGINS))
+    #: seconds a login session survives without a signature
+    session_idle_timeout: float = 300.0
+    #: seconds a dialog waits for the person
+    dialog_timeout: float = 120.0
 
 
 _KEYS: dict[str, type | tuple[type, ...]] = {
@@ -63,6 +73,12 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "use_catalog": bool,
     "softhsm2_conf": str,
     "token_timeout": (int, float),
+}
+_BRIDGE_KEYS: dict[str, type | tuple[type, ...]] = {
+    "port": int,
+    "origins": list,
+    "session_idle_timeout": (int, float),
+    "dialog_timeout": (int, float),
 }
 
 
@@ -72,6 +88,17 @@ def _check(data: dict[str, Any], path: Path) -> None:
             raise ConfigInvalid(detail=f"{path}: '{key}' has the wrong type")
     if "modules" in data and not all(isinstance(m, str) for m in data["modules"]):
         raise ConfigInvalid(detail=f"{path}: 'modules' must be a list of paths")
+    bridge = data.get("bridge", {})
+    if not isinstance(bridge, dict):
+        raise ConfigInvalid(detail=f"{path}: [bridge] must be a table")
+    for key, typ in _BRIDGE_KEYS.items():
+        if key in bridge and (not isinstance(bridge[key], typ) or isinstance(bridge[key], bool)):
+            raise ConfigInvalid(detail=f"{path}: 'bridge.{key}' has the wrong type")
+    if not all(isinstance(o, str) for o in bridge.get("origins", [])):
+        raise ConfigInvalid(detail=f"{path}: 'bridge.origins' must be a list of origins")
+    port = bridge.get("port", 17213)
+    if not 1 <= port <= 65535:
+        raise ConfigInvalid(detail=f"{path}: 'bridge.port' must be 1..65535")
     logging_ = data.get("logging", {})
     if not isinstance(logging_, dict):
         raise ConfigInvalid(detail=f"{path}: [logging] must be a table")
@@ -120,5 +147,11 @@ def load_config(
         log_to_file=logging_.get("file", True),
         token_timeout=float(data.get("token_timeout", 30.0)),
     )
+    bridge = data.get("bridge", {})
+    cfg.bridge_port = bridge.get("port", cfg.bridge_port)
+    if "origins" in bridge:
+        cfg.origins = list(bridge["origins"])
+    cfg.session_idle_timeout = float(bridge.get("session_idle_timeout", cfg.session_idle_timeout))
+    cfg.dialog_timeout = float(bridge.get("dialog_timeout", cfg.dialog_timeout))
     cfg.modules += [os.path.abspath(m) for m in (extra_modules or [])]
     return cfg

@@ -188,10 +188,67 @@ def cmd_doctor(args: argparse.Namespace, config: Config, factory: Factory) -> in
     return 9 if any(f.level != "ok" for f in findings) else 0
 
 
+def cmd_serve(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    import asyncio
+
+    from helper.bridge.server import serve_forever
+    from helper.ui.prompter import TkPrompter
+
+    if args.port is not None:
+        config.bridge_port = args.port
+    service = _service(config, factory)
+    asyncio.run(serve_forever(config, service, TkPrompter(timeout=config.dialog_timeout)))
+    return 0
+
+
+def cmd_origins(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    from helper.config import data_dir
+    from helper.services.consent import ConsentStore
+
+    store = ConsentStore(data_dir() / "consent.json")
+    if args.action == "revoke":
+        if not args.origin:
+            raise BadInput(detail="certhelper origins revoke ORIGIN")
+        if not store.revoke(args.origin):
+            print(f"没有该网站的授权记录 (nothing recorded for) {args.origin}")
+            return 5
+        print(f"已撤销 (revoked): {args.origin}")
+        return 0
+    print("配置允许的网站 (configured hall origins):")
+    for origin in config.origins:
+        print(f"  {origin}")
+    recorded = store.all()
+    print("用户的选择 (your decisions):" if recorded else "用户的选择 (your decisions): 无 (none)")
+    for origin, decision in sorted(recorded.items()):
+        label = "始终允许 always" if decision == "always" else "拒绝 deny"
+        print(f"  {origin}  {label}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    from helper.config import data_dir
+    from helper.services.audit import verify_chain
+
+    path = data_dir() / "audit.jsonl"
+    if args.action == "show":
+        if path.exists():
+            sys.stdout.write(path.read_text("utf-8"))
+        return 0
+    ok, _count, message = verify_chain(path)
+    print(
+        ("审计日志完整 (audit log intact): " if ok else "审计日志被改动 (audit log TAMPERED): ")
+        + message
+    )
+    return 0 if ok else 1
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace, Config, Factory], int]] = {
     "list": cmd_list,
     "show": cmd_show,
     "change-pin": cmd_change_pin,
     "sign": cmd_sign,
     "doctor": cmd_doctor,
+    "serve": cmd_serve,
+    "origins": cmd_origins,
+    "audit": cmd_audit,
 }

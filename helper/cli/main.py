@@ -79,6 +79,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("doctor", help="检测问题 (check set-up, keys and certificates)")
     s.add_argument("--json", action="store_true")
+
+    s = sub.add_parser("serve", help="启动本机服务，供网上大厅调用 (run the localhost bridge)")
+    s.add_argument("--port", type=int, help="HTTPS/WSS port (default 17213 or the config's)")
+
+    s = sub.add_parser("origins", help="网站授权管理 (sites allowed or denied)")
+    s.add_argument("action", nargs="?", choices=("list", "revoke"), default="list")
+    s.add_argument("origin", nargs="?", help="the origin to revoke, e.g. https://example.cn")
+
+    s = sub.add_parser("audit", help="审计日志 (audit log)")
+    s.add_argument("action", choices=("verify", "show"))
     return p
 
 

@@ -1,0 +1,119 @@
+"""Starting the bridge: TLS identity, app, and one listening site per loopback
+address (127.0.0.1 and ::1; never 0.0.0.0)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import socket
+import ssl
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from helper.bridge.app import BackgroundSettings, create_app
+from helper.bridge.origins import OriginPolicy
+from helper.config import Config, data_dir
+from helper.services.audit import AuditLog
+from helper.services.bridge_service import BridgeService, BridgeSettings
+from helper.services.consent import ConsentStore
+from helper.services.prompts import Prompter
+from helper.services.sessions import SessionTable
+from helper.services.tokens import TokenService
+
+log = logging.getLogger(__name__)
+
+LOOPBACK = ("127.0.0.1", "::1")
+
+
+@dataclass
+class RunningBridge:
+    runner: web.AppRunner
+    port: int
+    hosts: list[str]
+    ca_path: Path | None
+    service: BridgeService
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+def ipv6_loopback_available() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def build_service(
+    config: Config, tokens: TokenService, prompter: Prompter, state_dir: Path
+) -> tuple[BridgeService, OriginPolicy, ConsentStore]:
+    consent = ConsentStore(state_dir / "consent.json")
+    service = BridgeService(
+        tokens,
+        prompter,
+        SessionTable(config.session_idle_timeout),
+        AuditLog(state_dir / "audit.jsonl"),
+        BridgeSettings(dialog_timeout=config.dialog_timeout),
+    )
+    return service, OriginPolicy(config.origins, consent), consent
+
+
+async def start_bridge(
+    config: Config,
+    *,
+    tokens: TokenService,
+    prompter: Prompter,
+    state_dir: Path | None = None,
+    ssl_ctx: ssl.SSLContext | None = None,
+    port: int | None = None,
+    background: BackgroundSettings | None = None,
+) -> RunningBridge:
+    """Listen on every loopback address; ``port=0`` picks a free port (tests)."""
+    state_dir = state_dir or data_dir()
+    ca_path = None
+    if ssl_ctx is None:
+        from helper.bridge.tls import ensure_identity, ssl_context
+
+        identity = ensure_identity(state_dir / "tls")
+        ssl_ctx = ssl_context(identity)
+        ca_path = identity.paths.ca_cert
+    service, policy, consent = build_service(config, tokens, prompter, state_dir)
+    app = create_app(service, policy, consent, background)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    await runner.setup()
+    hosts = [h for h in LOOPBACK if h != "::1" or ipv6_loopback_available()]
+    want = config.bridge_port if port is None else port
+    bound = want
+    for host in hosts:
+        site = web.TCPSite(runner, host, bound, ssl_context=ssl_ctx, reuse_address=True)
+        await site.start()
+        if bound == 0:  # the first site picked the port: the others take the same
+            server = site._server
+            bound = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    return RunningBridge(runner, bound, hosts, ca_path, service)
+
+
+async def serve_forever(config: Config, tokens: TokenService, prompter: Prompter) -> None:
+    bridge = await start_bridge(config, tokens=tokens, prompter=prompter)
+    addresses = ", ".join(
+        f"https://{h if ':' not in h else f'[{h}]'}:{bridge.port}" for h in bridge.hosts
+    )
+    print(f"证书助手已启动 (certhelper bridge listening): {addresses}", flush=True)
+    if bridge.ca_path:
+        print(f"本机 CA 证书 (local CA to trust in browsers): {bridge.ca_path}", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await bridge.stop()
+        tokens.close()
