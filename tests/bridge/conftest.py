@@ -1,0 +1,178 @@
+"""A real bridge app (aiohttp test server on loopback) over the session's SoftHSM
+tokens, with a scripted prompter standing in for the person."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import ClientSession, ClientWebSocketResponse
+from aiohttp.test_utils import TestServer
+
+from drivers.pkcs11_driver import Pkcs11Driver
+from drivers.types import Pin
+from helper.bridge.app import BackgroundSettings, create_app
+from helper.bridge.origins import OriginPolicy
+from helper.config import Config
+from helper.services.audit import AuditLog
+from helper.services.bridge_service import BridgeService, BridgeSettings
+from helper.services.consent import ConsentStore
+from helper.services.prompts import CertChoice, ConsentChoice, ConsentRequest, PinRequest
+from helper.services.sessions import SessionTable
+from helper.services.tokens import ModuleStatus, TokenService
+from tests.conftest import USER_PIN, Fixtures
+
+HALL = "http://127.0.0.1:9010"
+
+
+class SharedTokens(TokenService):
+    """The session driver outlives every app."""
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class ScriptedPrompter:
+    """Answers dialogs from scripts and records every request it got."""
+
+    pins: list[str | BaseException] = field(default_factory=lambda: [USER_PIN] * 100)
+    consents: list[ConsentChoice | BaseException] = field(
+        default_factory=lambda: [ConsentChoice.ONCE] * 100
+    )
+    pick: Callable[[list[CertChoice]], str] | None = None
+    delay: float = 0.0
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    async def _answer(self, queue: list[Any]) -> Any:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        answer = queue.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def ask_pin(self, request: PinRequest) -> Pin:
+        self.calls.append(("pin", request))
+        return Pin(await self._answer(self.pins))
+
+    async def ask_consent(self, request: ConsentRequest) -> ConsentChoice:
+        self.calls.append(("consent", request))
+        return await self._answer(self.consents)
+
+    async def pick_certificate(self, origin: str, insecure: bool, choices: list[CertChoice]):
+        self.calls.append(("pick", choices))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return self.pick(choices) if self.pick else choices[0].id
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.calls]
+
+
+@dataclass
+class Bridge:
+    server: TestServer
+    http: ClientSession
+    prompter: ScriptedPrompter
+    service: BridgeService
+    consent: ConsentStore
+    state: Path
+    fx: Fixtures
+
+    @property
+    def port(self) -> int:
+        return self.server.port  # type: ignore[return-value]
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    async def ws(self, origin: str | None = HALL, **kw: Any) -> ClientWebSocketResponse:
+        headers = {"Origin": origin} if origin is not None else {}
+        return await self.http.ws_connect(self.url("/v1/ws"), headers=headers, **kw)
+
+
+async def call(ws: ClientWebSocketResponse, method: str, params: Any = None, rid: Any = 1):
+    """Send one request and return its reply, skipping server events."""
+    msg: dict[str, Any] = {"id": rid, "method": method}
+    if params is not None:
+        msg["params"] = params
+    await ws.send_str(json.dumps(msg))
+    return await reply(ws, rid)
+
+
+async def reply(ws: ClientWebSocketResponse, rid: Any, timeout: float = 30) -> dict[str, Any]:
+    while True:
+        data = await ws.receive_json(timeout=timeout)
+        if "event" not in data and data.get("id") == rid:
+            return data
+
+
+def challenge(n: int = 32) -> str:
+    return base64.urlsafe_b64encode(secrets.token_bytes(n)).rstrip(b"=").decode()
+
+
+@contextlib.asynccontextmanager
+async def running_bridge(
+    driver: Pkcs11Driver,
+    fx: Fixtures,
+    state: Path,
+    prompter: ScriptedPrompter | None = None,
+    *,
+    origins: list[str] | None = None,
+    idle_timeout: float = 300.0,
+    settings: BridgeSettings | None = None,
+    background: BackgroundSettings | None = None,
+) -> AsyncIterator[Bridge]:
+    prompter = prompter or ScriptedPrompter()
+    config = Config(origins=origins or [HALL])
+    tokens = SharedTokens([ModuleStatus(driver.module_path, "config", driver=driver)])
+    consent = ConsentStore(state / "consent.json")
+    service = BridgeService(
+        tokens,
+        prompter,  # type: ignore[arg-type]
+        SessionTable(idle_timeout),
+        AuditLog(state / "audit.jsonl"),
+        settings or BridgeSettings(),
+    )
+    app = create_app(
+        service,
+        OriginPolicy(config.origins, consent),
+        consent,
+        background or BackgroundSettings(hotplug_interval=0, session_sweep=0.1),
+    )
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        async with ClientSession() as http:
+            yield Bridge(server, http, prompter, service, consent, state, fx)
+    finally:
+        for serial in list(service.sessions._by_token):  # leave no token logged in
+            await service._end_session(serial)
+        await server.close()
+
+
+@pytest.fixture
+def state(tmp_path: Path) -> Path:
+    d = tmp_path / "state"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def reset_pin_counters(driver: Pkcs11Driver, fixtures: Fixtures):
+    """Tests that type wrong PINs end with a right one: SoftHSM then clears
+    its count-low flag, so other tests see the tokens as they were."""
+    yield
+    for t in driver.list_tokens():
+        with contextlib.suppress(Exception):
+            driver.login(t.serial, Pin(USER_PIN))
+            driver.logout(t.serial)
