@@ -9,8 +9,9 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages the helper needs at run time, and those the tests add.
-APT_RUNTIME := softhsm2 opensc openssl libnss3-tools
-APT_TEST    :=
+APT_RUNTIME := softhsm2 opensc openssl libnss3-tools python3-tk fonts-noto-cjk
+# real windows under Xvfb, and Debian's Chromium for the browser tests (never a downloaded one)
+APT_TEST    := xvfb xdotool x11-utils imagemagick chromium
 
 .PHONY: demo test deps venv venv-test demo-token lint bench clean help
 

@@ -95,6 +95,7 @@ class Connection:
         self.ws = ws
         self.origin = origin
         self.tasks: set[asyncio.Task[None]] = set()
+        self.requests: set[asyncio.Task[None]] = set()  # the in-flight requests, capped
         self._send_lock = asyncio.Lock()
 
     async def send(self, payload: dict[str, Any]) -> None:
@@ -169,10 +170,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     try:
         async for msg in ws:
             if msg.type == WSMsgType.TEXT:
-                if len(conn.tasks) >= MAX_IN_FLIGHT:
+                if len(conn.requests) >= MAX_IN_FLIGHT:
                     await conn.send({"id": None, "error": error_body(RateLimited())})
                     continue
-                _spawn(conn, _handle(conn, service, msg.data))
+                task = _spawn(conn, _handle(conn, service, msg.data))
+                conn.requests.add(task)
+                task.add_done_callback(conn.requests.discard)
             elif msg.type == WSMsgType.BINARY:
                 await conn.send({"id": None, "error": error_body(BadRequest("binary frame"))})
             elif msg.type == WSMsgType.ERROR:
@@ -186,10 +189,11 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     return ws
 
 
-def _spawn(conn: Connection, coro) -> None:  # type: ignore[no-untyped-def]
+def _spawn(conn: Connection, coro) -> asyncio.Task[None]:  # type: ignore[no-untyped-def]
     task = asyncio.get_running_loop().create_task(coro)
     conn.tasks.add(task)
     task.add_done_callback(conn.tasks.discard)
+    return task
 
 
 async def _announce_expiring(conn: Connection, service: BridgeService) -> None:

@@ -36,6 +36,7 @@ from helper.services.prompts import (
 from helper.services.sessions import LoginSession, SessionTable
 from helper.services.summary import certificate_summary, iso
 from helper.services.tokens import CertEntry, TokenService, algorithm_for
+from helper.verify import signed_bytes
 
 log = logging.getLogger(__name__)
 
@@ -292,7 +293,7 @@ class BridgeService:
         async def work(_cert: list[str | None]) -> list[dict[str, Any]]:
             now = self.tokens.clock()
             return [
-                certificate_summary(e, now) | {"der": base64.b64encode(e.obj.value).decode()}
+                certificate_summary(e, now) | {"der": base64.b64encode(e.model.der).decode()}  # type: ignore[union-attr]
                 for e in await self.usable()
             ]
 
@@ -314,17 +315,14 @@ class BridgeService:
             cert[0] = entry.model.sha256
             algorithm = algorithm_for(entry.model)
             session = await self._ensure_login(origin, "auth.authenticate", entry)
-            tbs = (
-                hashlib.sha256(origin.encode()).digest()
-                + hashlib.sha256(challenge.encode("ascii")).digest()
-            )
+            tbs = signed_bytes(origin, challenge)
             signature = await self._sign(entry, tbs, algorithm)
             self.sessions.touch(session)
             if algorithm is not SignAlgorithm.RSA_PKCS1_SHA256:
                 signature = _raw_ecdsa(signature, entry.model.key_bits)
             return {
                 "format": AUTH_FORMAT,
-                "certificate": base64.b64encode(entry.obj.value).decode(),
+                "certificate": base64.b64encode(entry.model.der).decode(),
                 "algorithm": _JWS[algorithm],
                 "signature": base64.b64encode(signature).decode(),
                 "origin": origin,
@@ -380,7 +378,7 @@ class BridgeService:
             return {
                 "format": fmt,
                 "signature": base64.b64encode(signature).decode(),
-                "certificate": base64.b64encode(entry.obj.value).decode(),
+                "certificate": base64.b64encode(entry.model.der).decode(),
                 "algorithm": _JWS.get(algorithm, algorithm.value),
             }
 

@@ -141,7 +141,7 @@ async def running_bridge(
         prompter,  # type: ignore[arg-type]
         SessionTable(idle_timeout),
         AuditLog(state / "audit.jsonl"),
-        settings or BridgeSettings(),
+        settings or BridgeSettings(dialogs_per_minute=1000),  # rate limits: own test
     )
     app = create_app(
         service,

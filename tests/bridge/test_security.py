@@ -36,9 +36,14 @@ def test_host_allowlist(driver, fixtures, state, path: str, host: str) -> None:
     async def go() -> None:
         async with running_bridge(driver, fixtures, state) as b:
             headers = {"Host": host.format(p=b.port, q=b.port + 1), "Origin": HALL}
-            headers.update({"Connection": "Upgrade", "Upgrade": "websocket",
-                            "Sec-WebSocket-Version": "13",
-                            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ=="})
+            headers.update(
+                {
+                    "Connection": "Upgrade",
+                    "Upgrade": "websocket",
+                    "Sec-WebSocket-Version": "13",
+                    "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+                }
+            )
             async with b.http.get(b.url(path), headers=headers) as r:
                 assert r.status == 421
             # X-Forwarded-Host cannot launder a bad Host either
@@ -53,7 +58,8 @@ def test_host_allowlist(driver, fixtures, state, path: str, host: str) -> None:
 def test_loopback_hosts_accepted(driver, fixtures, state, host: str) -> None:
     async def go() -> None:
         async with running_bridge(driver, fixtures, state) as b:
-            async with b.http.get(b.url("/v1/ping"), headers={"Host": host.format(p=b.port)}) as r:
+            headers = {"Host": host.format(p=b.port)}
+            async with b.http.get(b.url("/v1/ping"), headers=headers) as r:
                 assert r.status == 200
                 assert await r.json() == {"app": "certhelper", "version": "0.1.0", "protocol": 1}
 
@@ -66,9 +72,18 @@ def test_loopback_hosts_accepted(driver, fixtures, state, host: str) -> None:
 def test_ws_refuses_missing_null_and_plain_http_origins(driver, fixtures, state) -> None:
     async def go() -> None:
         async with running_bridge(driver, fixtures, state) as b:
-            for origin in (None, "null", "http://evil.example", "file://", "chrome-extension://x",
-                           "http://127.0.0.1:9011", "HTTP://127.0.0.1:9010", "http://127.0.0.1:9010/",
-                           "http://127.0.0.1.:9010", "http://127.0.0.1:09010"):
+            for origin in (
+                None,
+                "null",
+                "http://evil.example",
+                "file://",
+                "chrome-extension://x",
+                "http://127.0.0.1:9011",
+                "HTTP://127.0.0.1:9010",
+                "http://127.0.0.1:9010/",
+                "http://127.0.0.1.:9010",
+                "http://127.0.0.1:09010",
+            ):
                 with pytest.raises(aiohttp.WSServerHandshakeError, match="403") as info:
                     await b.ws(origin)
                 assert info.value.status == 403, origin
@@ -107,8 +122,19 @@ def _near_misses():
     return st.tuples(
         base,
         st.sampled_from(
-            ["suffix", "prefix", "scheme", "port", "idn", "unicode", "dot", "user", "path", "case",
-             "space"]
+            [
+                "suffix",
+                "prefix",
+                "scheme",
+                "port",
+                "idn",
+                "unicode",
+                "dot",
+                "user",
+                "path",
+                "case",
+                "space",
+            ]
         ),
         st.integers(0, 500),
     ).map(mutate)
@@ -137,10 +163,16 @@ def test_near_miss_upgrades_get_403_never_101(driver, fixtures, state) -> None:
     async def go() -> None:
         prompter = ScriptedPrompter(consents=[ConsentChoice.DENY] * 200)
         async with running_bridge(driver, fixtures, state, prompter) as b:
-            for origin in ["https://127.0.0.1:9010", "http://127.0.0.1:9011",
-                           "http://a.127.0.0.1:9010", "http://127.0.0.1.evil.cn:9010",
-                           "https://111.62.46.105:9010", "http://111.62.46.105:9010.",
-                           "http://xn--1116246105:9010", "http://111.62.46.105:90100"]:
+            for origin in [
+                "https://127.0.0.1:9010",
+                "http://127.0.0.1:9011",
+                "http://a.127.0.0.1:9010",
+                "http://127.0.0.1.evil.cn:9010",
+                "https://111.62.46.105:9010",
+                "http://111.62.46.105:9010.",
+                "http://xn--1116246105:9010",
+                "http://111.62.46.105:90100",
+            ]:
                 with pytest.raises(aiohttp.WSServerHandshakeError) as info:
                     await b.ws(origin)
                 assert info.value.status == 403
@@ -191,16 +223,19 @@ def test_cors(driver, fixtures, state) -> None:
             async with b.http.get(b.url("/v1/ping"), headers={"Origin": "http://evil.cn"}) as r:
                 assert "Access-Control-Allow-Origin" not in r.headers
                 assert "Origin" in r.headers["Vary"]
-            pna = {"Access-Control-Request-Method": "GET",
-                   "Access-Control-Request-Private-Network": "true",
-                   "Access-Control-Request-Local-Network": "true"}
+            pna = {
+                "Access-Control-Request-Method": "GET",
+                "Access-Control-Request-Private-Network": "true",
+                "Access-Control-Request-Local-Network": "true",
+            }
             async with b.http.options(b.url("/v1/ping"), headers={"Origin": HALL, **pna}) as r:
                 assert r.status == 204
                 assert r.headers["Access-Control-Allow-Origin"] == HALL
                 assert r.headers["Access-Control-Allow-Private-Network"] == "true"
                 assert r.headers["Access-Control-Allow-Local-Network"] == "true"
-            async with b.http.options(b.url("/v1/ping"),
-                                      headers={"Origin": "https://evil.cn", **pna}) as r:
+            async with b.http.options(
+                b.url("/v1/ping"), headers={"Origin": "https://evil.cn", **pna}
+            ) as r:
                 assert "Access-Control-Allow-Private-Network" not in r.headers
                 assert "Access-Control-Allow-Origin" not in r.headers
             for origin in (HALL, "https://evil.cn", None):
@@ -217,15 +252,20 @@ def test_cors(driver, fixtures, state) -> None:
 def test_bodies_json_only_and_ping_has_no_side_effects(driver, fixtures, state) -> None:
     async def go() -> None:
         async with running_bridge(driver, fixtures, state) as b:
-            for ctype, body in [("application/x-www-form-urlencoded", "a=1"),
-                                ("text/plain", "{}"), ("multipart/form-data; boundary=x", "--x--")]:
-                async with b.http.post(b.url("/v1/ws"), data=body,
-                                       headers={"Content-Type": ctype, "Origin": HALL}) as r:
+            for ctype, body in [
+                ("application/x-www-form-urlencoded", "a=1"),
+                ("text/plain", "{}"),
+                ("multipart/form-data; boundary=x", "--x--"),
+            ]:
+                async with b.http.post(
+                    b.url("/v1/ws"), data=body, headers={"Content-Type": ctype, "Origin": HALL}
+                ) as r:
                     assert r.status == 415
             async with b.http.post(b.url("/v1/ping"), json={}) as r:
                 assert r.status == 405
-            async with b.http.post(b.url("/v1/ping"), data=b"x" * 70_000,
-                                   headers={"Content-Type": "application/json"}) as r:
+            async with b.http.post(
+                b.url("/v1/ping"), data=b"x" * 70_000, headers={"Content-Type": "application/json"}
+            ) as r:
                 assert r.status in (405, 413)
             for _ in range(3):
                 async with b.http.get(b.url("/v1/ping"), headers={"Origin": HALL}) as r:
@@ -272,20 +312,24 @@ def test_oversized_message_closes_1009(driver, fixtures, state) -> None:
         ('{"id": 1, "method": "auth.logout", "params": []}', "bad_params"),
         ('{"id": 1, "method": "auth.authenticate", "params": {"challenge": 5}}', "bad_params"),
         ('{"id": 1, "method": "auth.authenticate", "params": {"challenge": "!!!"}}', "bad_params"),
-        ('{"id": 1, "method": "auth.authenticate", "params": {"challenge": "c2hvcnQ"}}',
-         "bad_params"),
+        (
+            '{"id": 1, "method": "auth.authenticate", "params": {"challenge": "c2hvcnQ"}}',
+            "bad_params",
+        ),
         ('{"id": 1, "method": "sign.data", "params": {"data": "***"}}', "bad_params"),
-        ('{"id": 1, "method": "sign.data", "params": {"data": "", "format": "xml"}}',
-         "bad_params"),
+        ('{"id": 1, "method": "sign.data", "params": {"data": "", "format": "xml"}}', "bad_params"),
         ('{"id": 1, "method": "sign.data", "params": {"data": "", "text": 1e400}}', "bad_params"),
         ('{"id": 1, "method": "certificates.list", "params": {"certificate": 12}}', None),
-        ('{"id": 1, "method": "auth.authenticate", "params": '
-         '{"challenge": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "certificate": "MIIB"}}',
-         "bad_params"),
+        (
+            '{"id": 1, "method": "auth.authenticate", "params": '
+            '{"challenge": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "certificate": "MIIB"}}',
+            "bad_params",
+        ),
     ],
 )
-def test_malformed_messages_get_errors_and_the_socket_survives(driver, fixtures, state, frame,
-                                                               code) -> None:
+def test_malformed_messages_get_errors_and_the_socket_survives(
+    driver, fixtures, state, frame, code
+) -> None:
     async def go() -> None:
         async with running_bridge(driver, fixtures, state) as b:
             ws = await b.ws()
@@ -336,19 +380,26 @@ def test_listens_on_loopback_only(driver, fixtures, state, tmp_path: Path) -> No
 
     from helper.bridge.server import start_bridge
     from helper.config import Config
-    from tests.bridge.conftest import SharedTokens
     from helper.services.tokens import ModuleStatus
+    from tests.bridge.conftest import SharedTokens
 
     async def go() -> None:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(*_self_signed(tmp_path))
         tokens = SharedTokens([ModuleStatus(driver.module_path, "config", driver=driver)])
-        bridge = await start_bridge(Config(), tokens=tokens, prompter=ScriptedPrompter(),
-                                    state_dir=state, ssl_ctx=ctx, port=0)
+        bridge = await start_bridge(
+            Config(),
+            tokens=tokens,
+            prompter=ScriptedPrompter(),
+            state_dir=state,
+            ssl_ctx=ctx,
+            port=0,
+        )
         try:
             assert set(bridge.hosts) <= {"127.0.0.1", "::1"}
-            addrs = {s.getsockname()[0] for site in bridge.runner.sites
-                     for s in site._server.sockets}  # noqa: SLF001
+            addrs = {
+                s.getsockname()[0] for site in bridge.runner.sites for s in site._server.sockets
+            }
             assert addrs <= {"127.0.0.1", "::1"}
             with socket.create_connection(("127.0.0.1", bridge.port), timeout=2):
                 pass
@@ -373,11 +424,23 @@ def _self_signed(tmp_path: Path) -> tuple[str, str]:
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "t")])
     now = dt.datetime.now(dt.UTC)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
-            .public_key(key.public_key()).serial_number(1).not_valid_before(now)
-            .not_valid_after(now + dt.timedelta(days=1)).sign(key, hashes.SHA256()))
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(1)
+        .not_valid_before(now)
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
     c, k = tmp_path / "c.pem", tmp_path / "k.pem"
     c.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    k.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                    serialization.NoEncryption()))
+    k.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
     return str(c), str(k)
