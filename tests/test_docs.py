@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import helper.bridge.api  # noqa: F401  (each import registers its errors)
-import helper.errors  # noqa: F401
-import helper.services.bridge_service  # noqa: F401
+import helper.bridge.api  # each import registers its errors
+import helper.errors
+import helper.services.bridge_service
 import helper.verify  # noqa: F401
 from drivers.errors import ALL_ERRORS
 from tests.conftest import ROOT
