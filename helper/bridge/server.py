@@ -77,14 +77,18 @@ async def start_bridge(
     """Listen on every loopback address; ``port=0`` picks a free port (tests)."""
     state_dir = state_dir or data_dir()
     ca_path = None
+    renew = None
     if ssl_ctx is None:
         from helper.bridge.tls import ensure_identity, ssl_context
 
-        identity = ensure_identity(state_dir / "tls")
+        identity = await asyncio.to_thread(ensure_identity, state_dir / "tls")
         ssl_ctx = ssl_context(identity)
         ca_path = identity.paths.ca_cert
+        renew = _renewal_job(state_dir / "tls", ssl_ctx)
     service, policy, consent = build_service(config, tokens, prompter, state_dir)
     app = create_app(service, policy, consent, background)
+    if renew is not None:
+        app.cleanup_ctx.append(renew)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     hosts = [h for h in LOOPBACK if h != "::1" or ipv6_loopback_available()]
@@ -97,6 +101,37 @@ async def start_bridge(
             server = site._server
             bound = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     return RunningBridge(runner, bound, hosts, ca_path, service)
+
+
+RENEW_CHECK_SECONDS = 6 * 3600
+
+
+def _renewal_job(tls_dir: Path, ctx: ssl.SSLContext):  # type: ignore[no-untyped-def]
+    """Re-check the TLS identity every few hours; a renewed leaf is swapped into
+    the running context (same CA, so browsers keep trusting it)."""
+
+    async def job(_app: web.Application):  # type: ignore[no-untyped-def]
+        from helper.bridge.tls import ensure_identity, reload_ssl_context
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(RENEW_CHECK_SECONDS)
+                try:
+                    identity = await asyncio.to_thread(ensure_identity, tls_dir)
+                except Exception:
+                    log.exception("TLS identity check failed")
+                    continue
+                if identity.renewed or identity.created:
+                    reload_ssl_context(ctx, identity)
+                    log.info("TLS leaf renewed (CA new: %s)", identity.created)
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return job
 
 
 async def serve_forever(config: Config, tokens: TokenService, prompter: Prompter) -> None:
