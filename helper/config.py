@@ -66,6 +66,8 @@ class Config:
     session_idle_timeout: float = 300.0
     #: seconds a dialog waits for the person
     dialog_timeout: float = 120.0
+    #: dialogs one origin may open per minute (refused ones are capped at 3)
+    dialogs_per_minute: int = 30
 
 
 _KEYS: dict[str, type | tuple[type, ...]] = {
@@ -79,6 +81,7 @@ _BRIDGE_KEYS: dict[str, type | tuple[type, ...]] = {
     "origins": list,
     "session_idle_timeout": (int, float),
     "dialog_timeout": (int, float),
+    "dialogs_per_minute": int,
 }
 
 
@@ -153,5 +156,6 @@ def load_config(
         cfg.origins = list(bridge["origins"])
     cfg.session_idle_timeout = float(bridge.get("session_idle_timeout", cfg.session_idle_timeout))
     cfg.dialog_timeout = float(bridge.get("dialog_timeout", cfg.dialog_timeout))
+    cfg.dialogs_per_minute = bridge.get("dialogs_per_minute", cfg.dialogs_per_minute)
     cfg.modules += [os.path.abspath(m) for m in (extra_modules or [])]
     return cfg

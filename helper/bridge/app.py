@@ -90,6 +90,7 @@ async def _hotplug(app: web.Application, interval: float) -> None:
             await service.token_removed(ev.token.serial)
             await hub.broadcast("token.removed", data)
             return
+        await service.token_inserted(ev.token.serial)
         await hub.broadcast("token.inserted", data)
         for item in await service.expiring(ev.token.serial):
             await hub.broadcast("certificate.expiring", item)

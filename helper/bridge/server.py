@@ -59,7 +59,9 @@ def build_service(
         prompter,
         SessionTable(config.session_idle_timeout),
         AuditLog(state_dir / "audit.jsonl"),
-        BridgeSettings(dialog_timeout=config.dialog_timeout),
+        BridgeSettings(
+            dialog_timeout=config.dialog_timeout, dialogs_per_minute=config.dialogs_per_minute
+        ),
     )
     return service, OriginPolicy(config.origins, consent), consent
 

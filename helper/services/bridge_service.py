@@ -45,6 +45,7 @@ MIN_CHALLENGE_BYTES = 32
 MAX_CHALLENGE_CHARS = 1024
 MAX_SIGN_BYTES = 48 * 1024
 MAX_TEXT_CHARS = 4000
+CACHE_TTL = 10.0
 _JWS = {
     SignAlgorithm.RSA_PKCS1_SHA256: "RS256",
     SignAlgorithm.ECDSA_SHA256: "ES256",
@@ -138,7 +139,10 @@ def _raw_ecdsa(der_sig: bytes, key_bits: int | None) -> bytes:
 @dataclass(frozen=True)
 class BridgeSettings:
     dialog_timeout: float = 120.0
-    dialogs_per_minute: int = 5
+    #: dialogs one origin may open per minute, whatever the answers
+    dialogs_per_minute: int = 30
+    #: dialogs one origin may have refused (deny, cancel, timeout) per minute
+    refusals_per_minute: int = 3
     pin_failures: int = 3
     pin_failure_window: float = 15 * 60
 
@@ -159,6 +163,9 @@ class BridgeService:
         self.settings = settings or BridgeSettings()
         self._dialog_lock = asyncio.Lock()  # one dialog at a time, daemon-wide
         self._dialogs = SlidingLimit(self.settings.dialogs_per_minute, 60.0)
+        self._refusals = SlidingLimit(self.settings.refusals_per_minute, 60.0)
+        self._cache: tuple[float, list[CertEntry]] | None = None
+        self._cache_lock = asyncio.Lock()
         self._pin_failures = SlidingLimit(
             self.settings.pin_failures, self.settings.pin_failure_window
         )
@@ -166,8 +173,23 @@ class BridgeService:
     # --- helpers -----------------------------------------------------------
 
     async def _entries(self) -> list[CertEntry]:
-        views = await asyncio.to_thread(self.tokens.snapshot)
-        return [c for v in views for c in v.certificates]
+        """Every certificate on every token, cached: reading and parsing them
+        costs far more than a signature. Hot-plug events and token errors
+        invalidate the cache; it also ages out after ``CACHE_TTL`` seconds."""
+        cached = self._cache
+        if cached is not None and time.monotonic() - cached[0] < CACHE_TTL:
+            return cached[1]
+        async with self._cache_lock:
+            cached = self._cache
+            if cached is not None and time.monotonic() - cached[0] < CACHE_TTL:
+                return cached[1]
+            views = await asyncio.to_thread(self.tokens.snapshot)
+            entries = [c for v in views for c in v.certificates]
+            self._cache = (time.monotonic(), entries)
+            return entries
+
+    def invalidate(self) -> None:
+        self._cache = None
 
     async def usable(self, cert_filter: str | None = None) -> list[CertEntry]:
         now = self.tokens.clock()
@@ -180,11 +202,20 @@ class BridgeService:
         return found
 
     async def _dialog(self, origin: str, coro_factory):  # type: ignore[no-untyped-def]
-        if self._dialogs.exceeded(origin):
+        """One dialog at a time; a page whose prompts keep being refused, or that
+        opens too many, is told to wait (rate_limited) instead of asking again."""
+        if self._dialogs.exceeded(origin) or self._refusals.exceeded(origin):
             raise RateLimited(detail="dialogs")
         self._dialogs.hit(origin)
         async with self._dialog_lock:
-            return await coro_factory()
+            try:
+                answer = await coro_factory()
+            except CertHelperError:  # cancelled, timed out, failed
+                self._refusals.hit(origin)
+                raise
+        if answer is ConsentChoice.DENY:
+            self._refusals.hit(origin)
+        return answer
 
     async def _choose(self, origin: str, candidates: list[CertEntry]) -> CertEntry:
         if not candidates:
@@ -222,7 +253,7 @@ class BridgeService:
         serial = entry.token.serial
         session = self.sessions.get(serial, origin)
         driver = self.tokens.driver_for(entry.token)
-        if session is not None and await asyncio.to_thread(driver.is_logged_in, serial):
+        if session is not None and await self._on_worker(driver, driver.is_logged_in, serial):
             return session
         if self._pin_failures.exceeded(origin):
             raise PinAttemptsExceeded()
@@ -266,6 +297,8 @@ class BridgeService:
         try:
             result = await work(cert)
         except CertHelperError as exc:
+            if exc.code in ("token_absent", "key_not_found", "device_error"):
+                self.invalidate()  # what we know of the tokens is out of date
             self._audit(origin, operation, cert[0], exc.code)
             raise
         except Exception:
@@ -384,12 +417,19 @@ class BridgeService:
 
         return await self._audited(origin, "sign.data", work)
 
+    @staticmethod
+    async def _on_worker(driver, fn, *args):  # type: ignore[no-untyped-def]
+        """Run a driver call on its worker thread without an extra thread hop."""
+        submit = getattr(driver, "submit", None)
+        if submit is None:
+            return await asyncio.to_thread(fn, *args)
+        return await asyncio.wrap_future(submit(fn, *args))
+
     async def _sign(self, entry: CertEntry, data: bytes, algorithm: SignAlgorithm) -> bytes:
         driver = self.tokens.driver_for(entry.token)
-        fut = driver.submit(  # type: ignore[attr-defined]
-            driver.sign, entry.token.serial, entry.obj.key_id, data, algorithm
+        return await self._on_worker(
+            driver, driver.sign, entry.token.serial, entry.obj.key_id, data, algorithm
         )
-        return await asyncio.wrap_future(fut)
 
     async def _cms(self, entry: CertEntry, data: bytes, algorithm: SignAlgorithm) -> bytes:
         assert entry.model is not None
@@ -428,7 +468,11 @@ class BridgeService:
         return len(expired)
 
     async def token_removed(self, serial: str) -> None:
+        self.invalidate()
         self.sessions.end(serial)  # the driver already dropped the login
+
+    async def token_inserted(self, serial: str) -> None:
+        self.invalidate()
 
     async def expiring(self, serial: str | None = None) -> list[dict[str, Any]]:
         """certificate.expiring event payloads (warning, urgent or expired)."""

@@ -246,15 +246,28 @@ def test_locked_token_is_never_tried(driver, fixtures, state) -> None:
 def test_dialogs_are_rate_limited_per_origin(driver, fixtures, state) -> None:
     async def go() -> None:
         prompter = ScriptedPrompter(pins=[UserCancelled() for _ in range(10)], pick=_pick(COMPANY))
-        settings = BridgeSettings(dialogs_per_minute=4)
+        settings = BridgeSettings(dialogs_per_minute=1000, refusals_per_minute=3)
         async with running_bridge(driver, fixtures, state, prompter, settings=settings) as b:
             ws = await b.ws()
             codes = []
-            for i in range(4):
+            for i in range(5):
                 res = await call(ws, "auth.authenticate", {"challenge": challenge()}, rid=i)
                 codes.append(res["error"]["code"])
-            # pick + pin per attempt: the third attempt's picker is the 5th dialog
-            assert codes[:2] == ["user_cancelled"] * 2 and codes[2:] == ["rate_limited"] * 2
+            # three refused PIN dialogs, then the page is told to wait
+            assert codes == ["user_cancelled"] * 3 + ["rate_limited"] * 2
+            assert prompter.kinds().count("pin") == 3
+            await ws.close()
+        prompter = ScriptedPrompter(consents=[ConsentChoice.ONCE] * 10, pick=_pick(COMPANY))
+        settings = BridgeSettings(dialogs_per_minute=4)
+        async with running_bridge(driver, fixtures, state, prompter, settings=settings) as b:
+            ws = await b.ws()
+            sha = fixtures.cert("company_sign")["sha256"]
+            codes = []
+            for i in range(5):  # answered dialogs count against the total cap too
+                res = await call(ws, "sign.data", {"data": "aGk=", "certificate": sha}, rid=i)
+                codes.append(res.get("error", {}).get("code", "ok"))
+            # consent + PIN, consent, consent (4 dialogs), then rate_limited
+            assert codes == ["ok", "ok", "ok", "rate_limited", "rate_limited"]
             await ws.close()
 
     run(go())

@@ -1,0 +1,330 @@
+/*!
+ * certhelper.js — 证书助手 (certhelper) client for web pages. Protocol v1.
+ * Wire contract: docs/bridge-protocol.md. Plain ES2017, no dependencies, no build step.
+ *
+ *   <script src="https://127.0.0.1:17213/v1/certhelper.js"></script>
+ *
+ *   await CertHelper.ping();                         // {app, version, protocol}
+ *   const token = await CertHelper.authenticate(challengeFromYourServer);
+ *   // POST token to your server, which checks it with helper.verify.verify_auth_token
+ *   const sig = await CertHelper.signData(btoa("..."), {format: "cms", text: "..."});
+ *   await CertHelper.logout();
+ *   const off = CertHelper.on("token.removed", (data) => { ... });  // off() unsubscribes
+ *   CertHelper.configure({port: 17213, host: "127.0.0.1"});         // optional
+ *
+ * Every method returns a Promise. Failures reject with an Error whose `.code` is the
+ * protocol's error code (docs/errors.md) and whose `.message` is Chinese text for the
+ * user; `.detail` carries the helper's own message when there is one.
+ *
+ * The helper asks for the PIN in its own window: this script never takes a PIN, and a
+ * call whose options carry a PIN-like field is refused before anything is sent.
+ * Before the WebSocket opens, ping() fetches /v1/ping with
+ * {targetAddressSpace: "loopback"} so that Chrome can show its Local Network Access
+ * prompt. When loaded from the helper itself, the script talks to the address it came from.
+ */
+(function (global) {
+  "use strict";
+
+  const DEFAULT_HOST = "127.0.0.1";
+  const DEFAULT_PORT = 17213;
+  const DIALOG_TIMEOUT = 130000; // methods that may show a dialog (the helper waits 120 s)
+  const SHORT_TIMEOUT = 35000; // methods without a dialog (token operations: 30 s)
+  const PING_TIMEOUT = 10000;
+  const PIN_KEYS = ["pin", "password", "userpin", "passwd", "pincode", "user_pin"];
+
+  const MESSAGES = {
+    // this script
+    helper_unreachable: "未检测到证书助手，请确认已安装并启动证书助手 (certhelper)",
+    helper_refused: "证书助手拒绝了本网站的连接，请在证书助手中允许本网站后重试",
+    helper_outdated: "证书助手版本不兼容，请升级证书助手",
+    connection_closed: "与证书助手的连接已断开，请重试",
+    request_timeout: "证书助手长时间没有响应，请重试",
+    bad_response: "证书助手返回了无法识别的数据",
+    not_supported: "当前浏览器不支持证书助手，请使用新版 Chrome、Edge 或 Firefox",
+    // bridge (docs/bridge-protocol.md)
+    bad_request: "请求格式错误",
+    unknown_method: "不支持的请求方法",
+    bad_params: "请求参数无效",
+    pin_not_accepted: "网页不能传递密码，请在证书助手的窗口中输入密码",
+    origin_denied: "该网站无权使用证书助手",
+    host_denied: "请求地址无效",
+    consent_denied: "用户拒绝了该网站的请求",
+    user_cancelled: "用户取消了操作",
+    user_timeout: "等待用户操作超时",
+    dialog_failed: "证书助手无法显示对话框",
+    rate_limited: "请求过于频繁，请稍后再试",
+    pin_attempts_exceeded: "密码错误次数过多，请稍后再试，以免锁定 USB Key",
+    no_certificate: "没有可用的证书，请插入 USB Key",
+    // docs/errors.md
+    internal_error: "证书助手内部错误",
+    module_load_failed: "无法加载 USB Key 驱动，请重新安装驱动",
+    token_absent: "未检测到 USB Key，或 Key 已被拔出",
+    token_not_found: "找不到指定的 USB Key",
+    token_ambiguous: "插入了多个 USB Key，请只保留一个",
+    token_busy: "USB Key 正忙，请稍后再试",
+    device_error: "USB Key 操作失败",
+    pin_incorrect: "密码错误",
+    pin_locked: "密码已锁定，请携带 USB Key 到 CA 办事处解锁",
+    pin_len_range: "密码长度不符合要求",
+    pin_invalid: "密码包含不允许的字符",
+    pin_expired: "密码已过期，请先修改密码",
+    not_logged_in: "尚未登录 USB Key，请先输入密码",
+    key_not_found: "USB Key 中没有与证书对应的私钥",
+    mechanism_unsupported: "USB Key 不支持该签名算法",
+    operation_timeout: "USB Key 操作超时",
+    bad_input: "输入数据无效",
+    cert_unreadable: "证书数据无法解析",
+    cert_not_found: "找不到指定的证书",
+    cert_ambiguous: "有多个证书符合条件，请指定得更具体些",
+    signing_unsupported: "暂不支持使用该证书签名（如 SM2 国密证书）",
+    pin_policy: "新密码不符合要求",
+    pin_mismatch: "两次输入的新密码不一致",
+    config_invalid: "证书助手的配置文件有误",
+    cancelled: "操作已取消",
+  };
+
+  function fail(code, detail) {
+    const err = new Error(MESSAGES[code] || detail || "证书助手出错 (" + code + ")");
+    err.name = "CertHelperError";
+    err.code = code;
+    if (detail) err.detail = detail;
+    return err;
+  }
+
+  function carriesPin(value, depth) {
+    if (depth > 20 || value === null || typeof value !== "object") return depth > 20;
+    return Object.keys(value).some(
+      (k) => PIN_KEYS.indexOf(k.toLowerCase()) >= 0 || carriesPin(value[k], depth + 1)
+    );
+  }
+
+  function withTimeout(promise, ms, code) {
+    let timer;
+    const timeout = new Promise((_, reject) => {
+      timer = setTimeout(() => reject(fail(code)), ms);
+    });
+    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+  }
+
+  // The helper's address: configure() > where this script was loaded from > default.
+  const state = { host: DEFAULT_HOST, port: DEFAULT_PORT, ws: null, opening: null };
+  (function fromScriptSrc() {
+    const el = global.document && global.document.currentScript;
+    const m = el && /^https:\/\/([^/]+):(\d+)\/v1\/certhelper\.js(\?|#|$)/.exec(el.src || "");
+    if (m) {
+      state.host = m[1];
+      state.port = Number(m[2]);
+    }
+  })();
+  let nextId = 1;
+  const pending = new Map(); // id -> {resolve, reject, timer}
+  const handlers = {}; // event name -> [handler]
+
+  function base(port) {
+    return "https://" + state.host + ":" + (port || state.port);
+  }
+
+  function emit(name, data) {
+    (handlers[name] || []).slice().forEach((h) => {
+      try {
+        h(data);
+      } catch (e) {
+        setTimeout(() => { throw e; }); // a page's handler error must not break us
+      }
+    });
+  }
+
+  function configure(options) {
+    const o = options || {};
+    if (o.port !== undefined) {
+      if (!Number.isInteger(o.port) || o.port < 1 || o.port > 65535) {
+        throw fail("bad_params", "port must be 1..65535");
+      }
+      state.port = o.port;
+    }
+    if (o.host !== undefined) {
+      if (["127.0.0.1", "localhost", "[::1]"].indexOf(o.host) < 0) {
+        throw fail("bad_params", "host must be 127.0.0.1, localhost or [::1]");
+      }
+      state.host = o.host;
+    }
+    close();
+  }
+
+  // fetch with the Local Network Access hint; without it where the option is refused.
+  async function fetchLoopback(url, init) {
+    try {
+      return await fetch(url, Object.assign({ targetAddressSpace: "loopback" }, init));
+    } catch (e) {
+      return fetch(url, init);
+    }
+  }
+
+  async function ping(options) {
+    const o = options || {};
+    const url = base(o.port) + "/v1/ping";
+    const probe = (async () => {
+      let res;
+      try {
+        res = await fetchLoopback(url, { cache: "no-store", credentials: "omit" });
+      } catch (e) {
+        // CORS is answered for configured origins only. Reachable without CORS means
+        // the helper runs but has not (yet) allowed this site: opening the WebSocket
+        // is what asks the user.
+        await fetchLoopback(url, { mode: "no-cors", cache: "no-store", credentials: "omit" })
+          .catch(() => { throw fail("helper_unreachable", String(e && e.message)); });
+        return { app: "certhelper", protocol: null, allowed: false };
+      }
+      let body;
+      try {
+        body = await res.json();
+      } catch (e) {
+        throw fail("bad_response");
+      }
+      if (!res.ok || !body || body.app !== "certhelper") throw fail("helper_unreachable");
+      if (body.protocol !== 1) throw fail("helper_outdated", "protocol " + body.protocol);
+      return Object.assign({ allowed: true }, body);
+    })();
+    return withTimeout(probe, o.timeout || PING_TIMEOUT, "helper_unreachable");
+  }
+
+  function onMessage(event) {
+    let msg;
+    try {
+      msg = JSON.parse(event.data);
+    } catch (e) {
+      return;
+    }
+    if (!msg || typeof msg !== "object") return;
+    if (typeof msg.event === "string") {
+      emit(msg.event, msg.data);
+      return;
+    }
+    const entry = pending.get(msg.id);
+    if (!entry) {
+      if (msg.error) emit("error", fail(msg.error.code, msg.error.message_zh));
+      return;
+    }
+    pending.delete(msg.id);
+    clearTimeout(entry.timer);
+    if (msg.error) {
+      entry.reject(fail(String(msg.error.code), msg.error.message_zh || msg.error.message));
+    } else {
+      entry.resolve(msg.result);
+    }
+  }
+
+  function onClose(ws) {
+    if (state.ws !== ws) return;
+    state.ws = null;
+    pending.forEach((entry) => {
+      clearTimeout(entry.timer);
+      entry.reject(fail("connection_closed"));
+    });
+    pending.clear();
+    emit("close", {});
+  }
+
+  // The open WebSocket, opening one (after a ping) when there is none.
+  function connect() {
+    if (state.ws && state.ws.readyState === 1) return Promise.resolve(state.ws);
+    if (state.opening) return state.opening;
+    if (typeof global.WebSocket !== "function") return Promise.reject(fail("not_supported"));
+    state.opening = (async () => {
+      const info = await ping();
+      const ws = new global.WebSocket("wss://" + state.host + ":" + state.port + "/v1/ws");
+      await withTimeout(
+        new Promise((resolve, reject) => {
+          ws.onopen = resolve;
+          ws.onerror = () => reject(fail(info.allowed ? "helper_unreachable" : "helper_refused"));
+          ws.onclose = ws.onerror;
+        }),
+        DIALOG_TIMEOUT, // an https site the helper does not know gets a consent dialog
+        "request_timeout"
+      ).catch((e) => {
+        ws.close();
+        throw e;
+      });
+      ws.onmessage = onMessage;
+      ws.onerror = null;
+      ws.onclose = () => onClose(ws);
+      state.ws = ws;
+      emit("open", {});
+      return ws;
+    })().finally(() => {
+      state.opening = null;
+    });
+    return state.opening;
+  }
+
+  async function call(method, params, timeout) {
+    if (carriesPin(params, 0)) throw fail("pin_not_accepted");
+    const ws = await connect();
+    const id = nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(fail("request_timeout"));
+      }, timeout);
+      pending.set(id, { resolve, reject, timer });
+      try {
+        ws.send(JSON.stringify({ id: id, method: method, params: params }));
+      } catch (e) {
+        pending.delete(id);
+        clearTimeout(timer);
+        reject(fail("connection_closed"));
+      }
+    });
+  }
+
+  // Options are copied field by field: nothing else (a PIN above all) reaches the helper.
+  function pick(options, names) {
+    const o = options || {};
+    if (carriesPin(o, 0)) throw fail("pin_not_accepted");
+    const out = {};
+    names.forEach((n) => {
+      if (o[n] !== undefined && o[n] !== null) out[n] = o[n];
+    });
+    return out;
+  }
+
+  const CertHelper = {
+    version: "1",
+    messages: MESSAGES,
+    configure: configure,
+    ping: ping,
+    /** Usable login certificates: [{der, id, subject: {cn, dn}, serial_hex, not_after, …}]. */
+    listCertificates: async () =>
+      (await call("certificates.list", {}, SHORT_TIMEOUT)).certificates,
+    /** The login token for `challenge` (base64url from the hall's server); send it back. */
+    authenticate: async (challenge, options) => {
+      const params = Object.assign({ challenge: challenge }, pick(options, ["certificate"]));
+      return call("auth.authenticate", params, DIALOG_TIMEOUT);
+    },
+    /** Sign base64 `data`; `text` is what the helper shows the user. {format, signature, …} */
+    signData: async (data, options) => {
+      const params = Object.assign({ data: data }, pick(options, ["format", "text", "certificate"]));
+      return call("sign.data", params, DIALOG_TIMEOUT);
+    },
+    /** End this site's login session on the key. */
+    logout: async () => call("auth.logout", {}, SHORT_TIMEOUT),
+    /** Listen to token.inserted, token.removed, certificate.expiring, open, close, error. */
+    on: (name, handler) => {
+      (handlers[name] = handlers[name] || []).push(handler);
+      return () => {
+        handlers[name] = (handlers[name] || []).filter((h) => h !== handler);
+      };
+    },
+    close: close,
+  };
+
+  function close() {
+    const ws = state.ws;
+    if (ws) {
+      onClose(ws);
+      ws.close(1000);
+    }
+  }
+
+  global.CertHelper = CertHelper;
+})(typeof window !== "undefined" ? window : this);
