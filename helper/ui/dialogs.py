@@ -34,6 +34,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import os
 import sys
 import threading
 import traceback
@@ -199,6 +200,11 @@ def group_hex(digest: str) -> str:
     return "\n".join(" ".join(groups[i : i + 4]) for i in range(0, len(groups), 4))
 
 
+def is_plain_http(origin: str) -> bool:
+    """Marked 不安全 even if the caller forgot to say so."""
+    return origin.strip().lower().startswith("http:")
+
+
 def clip_text(text: str) -> str:
     if len(text) <= MAX_TEXT_CHARS:
         return text
@@ -293,7 +299,6 @@ class Dialog:
         style.configure("TFrame", background=BG)
         style.configure("Card.TFrame", background=CARD)
         style.configure("TLabel", background=BG, foreground=TEXT)
-        style.configure("Header.TLabel", background=CARD)
         style.configure("Heading.TLabel", background=CARD, font=self.font_heading)
         style.configure("Sub.TLabel", background=CARD, foreground=MUTED, font=self.font_sub)
         style.configure("Key.TLabel", foreground=MUTED)
@@ -396,6 +401,7 @@ class Dialog:
         return self.add_wide(label, pady=(10, 0))
 
     def add_origin(self, origin: str, insecure: bool) -> None:
+        insecure = insecure or is_plain_http(origin)
         cell = self.ttk.Frame(self.body)
         self.ttk.Label(cell, text=origin, style="Origin.TLabel", wraplength=360).pack(
             side="left", anchor="w"
@@ -406,8 +412,8 @@ class Dialog:
             )
         self.add_row("网站 (Site)", cell)
 
-    def add_insecure_note(self, insecure: bool) -> None:
-        if insecure:
+    def add_insecure_note(self, origin: str, insecure: bool) -> None:
+        if insecure or is_plain_http(origin):
             self.add_note(
                 "该网站使用未加密的 http 连接，网址可能被冒用，请确认后再继续。\n"
                 "(This site uses plain http; its address can be spoofed.)",
@@ -449,8 +455,11 @@ class Dialog:
             self.root.after(1000, self._tick)
 
     def _watch_stdin(self) -> None:
+        # the raw descriptor, not sys.stdin: a thread blocked inside the buffered
+        # reader would hold its lock when the interpreter shuts down
         try:
-            while sys.stdin.buffer.read(4096):
+            fd = sys.stdin.fileno()
+            while os.read(fd, 4096):
                 pass
         except (OSError, ValueError):
             pass
@@ -545,7 +554,7 @@ class PinDialog(Dialog):
                 "(This key still has its initial PIN; please change it.)",
                 "Info.TLabel",
             )
-        self.add_insecure_note(request.insecure_origin)
+        self.add_insecure_note(request.origin, request.insecure_origin)
 
         self.ok = self.add_button("确定 (OK)", self.submit, primary=True)
         self.add_button("取消 (Cancel)", self.cancel)
@@ -593,7 +602,7 @@ class ConsentDialog(Dialog):
                 self._text_box(request)
             else:
                 self._digest(request)
-        self.add_insecure_note(request.insecure_origin)
+        self.add_insecure_note(request.origin, request.insecure_origin)
 
         self.once = self.add_button("允许一次 (Allow once)", lambda: self._choose("once"),
                                     primary=True)  # fmt: skip
@@ -662,7 +671,7 @@ class PickerDialog(Dialog):
         ("issuer", "颁发者 (Issuer)", 240, "w"),
         ("until", "有效期至 (Valid to)", 200, "center"),
         ("days", "剩余天数 (Days left)", 200, "center"),
-        ("key", "Key", 180, "w"),
+        ("key", "USB Key", 180, "w"),
     )
 
     def __init__(
@@ -673,7 +682,7 @@ class PickerDialog(Dialog):
         self.choices = choices
         self.set_heading("请选择要使用的证书", "Choose the certificate to use")
         self.add_origin(origin, insecure)
-        self.add_insecure_note(insecure)
+        self.add_insecure_note(origin, insecure)
 
         frame = ttk.Frame(self.body)
         self.tree = tree = ttk.Treeview(
@@ -784,8 +793,9 @@ def _open(factory: Callable[[], Dialog]) -> dict[str, Any]:
     try:
         dialog = factory()
     except tk.TclError as exc:
-        # Typically "couldn't connect to display" / "no display name".
-        return {"result": "error", "detail": f"no_display: {exc}"}
+        if "display" in str(exc):  # "couldn't connect to display", "no display name"
+            return {"result": "error", "detail": f"no_display: {exc}"}
+        raise
     return dialog.show()
 
 
