@@ -51,6 +51,7 @@ demo-token: venv
 
 demo: demo-token
 	$(VENV)/bin/certhelper --demo list
+	$(VENV)/bin/certhelper --demo demo
 
 lint: venv-test
 	$(VENV)/bin/ruff check .

@@ -201,6 +201,28 @@ def cmd_serve(args: argparse.Namespace, config: Config, factory: Factory) -> int
     return 0
 
 
+def cmd_demo_hall(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    from helper.demo.hall import run_demo_hall
+
+    try:
+        run_demo_hall(port=args.port, ca_pems=args.ca, helper_base=args.helper)
+    except ValueError as exc:
+        raise BadInput(detail=str(exc)) from None
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    import asyncio
+
+    from helper.demo.together import run_demo
+    from helper.ui.prompter import TkPrompter
+
+    service = _service(config, factory)
+    prompter = TkPrompter(timeout=config.dialog_timeout)
+    asyncio.run(run_demo(config, service, prompter, open_browser=not args.no_browser))
+    return 0
+
+
 def cmd_origins(args: argparse.Namespace, config: Config, factory: Factory) -> int:
     from helper.config import data_dir
     from helper.services.consent import ConsentStore
@@ -249,6 +271,8 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Config, Factory], int]] = {
     "sign": cmd_sign,
     "doctor": cmd_doctor,
     "serve": cmd_serve,
+    "demo-hall": cmd_demo_hall,
+    "demo": cmd_demo,
     "origins": cmd_origins,
     "audit": cmd_audit,
 }

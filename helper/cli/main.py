@@ -87,6 +87,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("action", nargs="?", choices=("list", "revoke"), default="list")
     s.add_argument("origin", nargs="?", help="the origin to revoke, e.g. https://example.cn")
 
+    s = sub.add_parser("demo-hall", help="演示网上大厅 (the demo hall at 127.0.0.1:9010/ish/)")
+    s.add_argument("--port", type=int, default=9010)
+    s.add_argument(
+        "--ca",
+        action="append",
+        default=[],
+        metavar="PEM",
+        help="CA certificate(s) logins must chain to (default: the demo token's)",
+    )
+    s.add_argument(
+        "--helper",
+        default="https://127.0.0.1:17213",
+        metavar="URL",
+        help="where the hall's pages find certhelper",
+    )
+
+    s = sub.add_parser("demo", help="演示：证书助手 + 演示大厅 (bridge and demo hall together)")
+    s.add_argument("--no-browser", action="store_true", help="do not open a browser")
+
     s = sub.add_parser("audit", help="审计日志 (audit log)")
     s.add_argument("action", choices=("verify", "show"))
     return p

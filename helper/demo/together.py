@@ -1,0 +1,64 @@
+"""``certhelper --demo demo``: the bridge and the demo hall in one process, so
+`make demo` shows the whole login flow with one command."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import webbrowser
+
+from aiohttp import web
+
+from helper.bridge.server import start_bridge
+from helper.config import Config
+from helper.demo.hall import BASE, _demo_ca_files, create_hall_app, split_ca_certificates
+from helper.services.prompts import Prompter
+from helper.services.tokens import TokenService
+
+HALL_HOST = "127.0.0.1"
+HALL_PORT = 9010
+
+
+async def run_demo(
+    config: Config, tokens: TokenService, prompter: Prompter, *, open_browser: bool = True
+) -> None:
+    hall_origin = f"http://{HALL_HOST}:{HALL_PORT}"
+    if hall_origin not in config.origins:
+        config.origins.append(hall_origin)
+    bridge = await start_bridge(config, tokens=tokens, prompter=prompter)
+    files = _demo_ca_files()
+    anchors, intermediates = split_ca_certificates([f.read_bytes() for f in files])
+    hall = create_hall_app(
+        anchors,
+        origin=hall_origin,
+        helper_base=f"https://127.0.0.1:{bridge.port}",
+        intermediates=intermediates,
+    )
+    runner = web.AppRunner(hall, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, HALL_HOST, HALL_PORT).start()
+    url = f"{hall_origin}{BASE}/"
+    print(f"证书助手 (helper):      https://127.0.0.1:{bridge.port}/v1/ping", flush=True)
+    print(f"演示大厅 (demo hall):   {url}", flush=True)
+    if bridge.ca_path:
+        print(
+            "浏览器需信任本机 CA (the browser must trust the local CA), e.g. for Chrome/Chromium:\n"
+            f"  certutil -A -d sql:$HOME/.pki/nssdb -t C,, -n certhelper -i {bridge.ca_path}",
+            flush=True,
+        )
+    print("演示 Key 密码 (demo PIN): 123456 — Ctrl+C 退出 (quit)", flush=True)
+    if open_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        webbrowser.open(url)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+        await bridge.stop()
+        tokens.close()
