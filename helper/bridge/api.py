@@ -29,6 +29,8 @@ log = logging.getLogger(__name__)
 
 PROTOCOL_VERSION = 1
 MAX_IN_FLIGHT = 8
+HEARTBEAT = 20.0
+IDLE_SECONDS = 600.0
 PIN_KEYS = frozenset({"pin", "password", "userpin", "passwd", "pincode", "user_pin"})
 
 SERVICE_KEY: web.AppKey[BridgeService] = web.AppKey("bridge_service", BridgeService)
@@ -160,7 +162,7 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         origin = await _admit(request)
     except CertHelperError as exc:
         return web.json_response({"error": error_body(exc)}, status=403)
-    ws = web.WebSocketResponse(max_msg_size=MAX_BODY, heartbeat=20.0, receive_timeout=600.0)
+    ws = web.WebSocketResponse(max_msg_size=MAX_BODY, heartbeat=HEARTBEAT)
     await ws.prepare(request)
     conn = Connection(ws, origin)
     hub = request.app[HUB_KEY]
@@ -168,18 +170,12 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     service = request.app[SERVICE_KEY]
     _spawn(conn, _announce_expiring(conn, service))
     try:
-        async for msg in ws:
-            if msg.type == WSMsgType.TEXT:
-                if len(conn.requests) >= MAX_IN_FLIGHT:
-                    await conn.send({"id": None, "error": error_body(RateLimited())})
-                    continue
-                task = _spawn(conn, _handle(conn, service, msg.data))
-                conn.requests.add(task)
-                task.add_done_callback(conn.requests.discard)
-            elif msg.type == WSMsgType.BINARY:
-                await conn.send({"id": None, "error": error_body(BadRequest("binary frame"))})
-            elif msg.type == WSMsgType.ERROR:
-                break
+        # idle: no message from the page for IDLE_SECONDS (heartbeat pongs don't count)
+        async with asyncio.timeout(IDLE_SECONDS) as idle:
+            async for msg in ws:
+                idle.reschedule(asyncio.get_running_loop().time() + IDLE_SECONDS)
+                if not await _on_message(conn, service, msg):
+                    break
     except TimeoutError:
         await ws.close(code=1000, message=b"idle")
     finally:
@@ -187,6 +183,22 @@ async def websocket(request: web.Request) -> web.StreamResponse:
         for task in list(conn.tasks):
             task.cancel()
     return ws
+
+
+async def _on_message(conn: Connection, service: BridgeService, msg: Any) -> bool:
+    """Handle one frame; False ends the connection."""
+    if msg.type == WSMsgType.TEXT:
+        if len(conn.requests) >= MAX_IN_FLIGHT:
+            await conn.send({"id": None, "error": error_body(RateLimited())})
+            return True
+        task = _spawn(conn, _handle(conn, service, msg.data))
+        conn.requests.add(task)
+        task.add_done_callback(conn.requests.discard)
+    elif msg.type == WSMsgType.BINARY:
+        await conn.send({"id": None, "error": error_body(BadRequest("binary frame"))})
+    elif msg.type == WSMsgType.ERROR:
+        return False
+    return True
 
 
 def _spawn(conn: Connection, coro) -> asyncio.Task[None]:  # type: ignore[no-untyped-def]
@@ -242,13 +254,23 @@ async def _handle(conn: Connection, service: BridgeService, text: str) -> None:
         result = await _dispatch(conn, service, method, params)
         await conn.send({"id": req_id, "result": result})
     except CertHelperError as exc:
-        safe_id = req_id if isinstance(req_id, int | str) and not isinstance(req_id, bool) else None
-        await conn.send({"id": safe_id, "error": error_body(exc)})
+        await conn.send({"id": _safe_id(req_id), "error": error_body(exc)})
     except asyncio.CancelledError:
         raise
     except Exception:
         log.exception("unexpected error in %s", conn.origin)
-        await conn.send({"id": None, "error": error_body(CertHelperError())})
+        await conn.send({"id": _safe_id(req_id), "error": error_body(CertHelperError())})
+
+
+def _safe_id(req_id: Any) -> Any:
+    """Echo only ids the protocol allows (so a reply never carries page junk)."""
+    if isinstance(req_id, bool) or not isinstance(req_id, int | str):
+        return None
+    if isinstance(req_id, str) and len(req_id) > 100:
+        return None
+    if isinstance(req_id, int) and abs(req_id) > 2**53:
+        return None
+    return req_id
 
 
 def _opt_str(params: dict[str, Any], name: str) -> str | None:

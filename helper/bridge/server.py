@@ -11,6 +11,7 @@ import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -75,6 +76,7 @@ async def start_bridge(
     ssl_ctx: ssl.SSLContext | None = None,
     port: int | None = None,
     background: BackgroundSettings | None = None,
+    keyring_backend: Any = None,
 ) -> RunningBridge:
     """Listen on every loopback address; ``port=0`` picks a free port (tests)."""
     state_dir = state_dir or data_dir()
@@ -83,10 +85,12 @@ async def start_bridge(
     if ssl_ctx is None:
         from helper.bridge.tls import ensure_identity, ssl_context
 
-        identity = await asyncio.to_thread(ensure_identity, state_dir / "tls")
+        identity = await asyncio.to_thread(
+            ensure_identity, state_dir / "tls", keyring_backend=keyring_backend
+        )
         ssl_ctx = ssl_context(identity)
         ca_path = identity.paths.ca_cert
-        renew = _renewal_job(state_dir / "tls", ssl_ctx)
+        renew = _renewal_job(state_dir / "tls", ssl_ctx, keyring_backend)
     service, policy, consent = build_service(config, tokens, prompter, state_dir)
     app = create_app(service, policy, consent, background)
     if renew is not None:
@@ -108,7 +112,7 @@ async def start_bridge(
 RENEW_CHECK_SECONDS = 6 * 3600
 
 
-def _renewal_job(tls_dir: Path, ctx: ssl.SSLContext):  # type: ignore[no-untyped-def]
+def _renewal_job(tls_dir: Path, ctx: ssl.SSLContext, keyring_backend: Any):  # type: ignore[no-untyped-def]
     """Re-check the TLS identity every few hours; a renewed leaf is swapped into
     the running context (same CA, so browsers keep trusting it)."""
 
@@ -119,7 +123,9 @@ def _renewal_job(tls_dir: Path, ctx: ssl.SSLContext):  # type: ignore[no-untyped
             while True:
                 await asyncio.sleep(RENEW_CHECK_SECONDS)
                 try:
-                    identity = await asyncio.to_thread(ensure_identity, tls_dir)
+                    identity = await asyncio.to_thread(
+                        ensure_identity, tls_dir, keyring_backend=keyring_backend
+                    )
                 except Exception:
                     log.exception("TLS identity check failed")
                     continue

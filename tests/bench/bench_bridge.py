@@ -131,8 +131,15 @@ async def in_process(manifest: dict, cert: dict, state: Path) -> dict:
         dialogs_per_minute=1_000_000,
     )
     tokens = TokenService.from_config(config)
+    import keyring.backends.fail
+
     bridge = await start_bridge(
-        config, tokens=tokens, prompter=InstantPrompter(), state_dir=state, port=0
+        config,
+        tokens=tokens,
+        prompter=InstantPrompter(),
+        keyring_backend=keyring.backends.fail.Keyring(),
+        state_dir=state,
+        port=0,
     )
     ctx = ssl.create_default_context(cafile=str(bridge.ca_path))
     url = f"https://127.0.0.1:{bridge.port}/v1/ws"

@@ -444,3 +444,41 @@ def _self_signed(tmp_path: Path) -> tuple[str, str]:
         )
     )
     return str(c), str(k)
+
+
+def test_idle_connections_close_even_when_pongs_flow(driver, fixtures, state, monkeypatch) -> None:
+    from helper.bridge import api
+
+    monkeypatch.setattr(api, "IDLE_SECONDS", 0.6)
+    monkeypatch.setattr(api, "HEARTBEAT", 0.1)
+
+    async def go() -> None:
+        async with running_bridge(driver, fixtures, state) as b:
+            ws = await b.ws(autoping=True)
+            assert (await call(ws, "auth.logout"))["result"]["logged_out"]  # activity resets
+            msg = await ws.receive(timeout=5)
+            while msg.type == aiohttp.WSMsgType.TEXT:
+                msg = await ws.receive(timeout=5)
+            assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
+            assert ws.close_code == 1000
+
+    run(go())
+
+
+def test_unexpected_errors_keep_the_request_id(driver, fixtures, state, monkeypatch) -> None:
+    from helper.services.bridge_service import BridgeService
+
+    async def boom(self, origin):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(BridgeService, "list_certificates", boom)
+
+    async def go() -> None:
+        async with running_bridge(driver, fixtures, state) as b:
+            ws = await b.ws()
+            res = await call(ws, "certificates.list", rid="r-7")
+            assert res["id"] == "r-7" and res["error"]["code"] == "internal_error"
+            assert "boom" not in json.dumps(res)
+            await ws.close()
+
+    run(go())

@@ -12,6 +12,8 @@
  *   const off = CertHelper.on("token.removed", (data) => { ... });  // off() unsubscribes
  *   CertHelper.configure({port: 17213, host: "127.0.0.1"});         // optional
  *
+ * ping() resolves {app, version, protocol, allowed}; allowed is false when the helper runs
+ * but this site is not among its configured halls (opening the connection then asks the user).
  * Every method returns a Promise. Failures reject with an Error whose `.code` is the
  * protocol's error code (docs/errors.md) and whose `.message` is Chinese text for the
  * user; `.detail` carries the helper's own message when there is one.
@@ -99,11 +101,13 @@
   }
 
   function withTimeout(promise, ms, code) {
-    let timer;
-    const timeout = new Promise((_, reject) => {
-      timer = setTimeout(() => reject(fail(code)), ms);
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(fail(code)), ms);
+      promise.then(
+        (value) => { clearTimeout(timer); resolve(value); },
+        (err) => { clearTimeout(timer); reject(err); }
+      );
     });
-    return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
   }
 
   // The helper's address: configure() > where this script was loaded from > default.
@@ -230,7 +234,7 @@
     if (state.ws && state.ws.readyState === 1) return Promise.resolve(state.ws);
     if (state.opening) return state.opening;
     if (typeof global.WebSocket !== "function") return Promise.reject(fail("not_supported"));
-    state.opening = (async () => {
+    const opening = (async () => {
       const info = await ping();
       const ws = new global.WebSocket("wss://" + state.host + ":" + state.port + "/v1/ws");
       await withTimeout(
@@ -251,10 +255,13 @@
       state.ws = ws;
       emit("open", {});
       return ws;
-    })().finally(() => {
+    })();
+    const done = () => {
       state.opening = null;
-    });
-    return state.opening;
+    };
+    opening.then(done, done);
+    state.opening = opening;
+    return opening;
   }
 
   async function call(method, params, timeout) {
