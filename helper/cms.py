@@ -19,7 +19,7 @@ from drivers.types import SignAlgorithm
 from helper.domain.certificate import CertificateModel
 from helper.errors import SigningUnsupported
 
-__all__ = ["build_signed_data", "digest_for"]
+__all__ = ["build_signed_data", "digest_for", "verify_signed_data"]
 
 _DIGESTS = {
     SignAlgorithm.RSA_PKCS1_SHA256: "sha256",
@@ -146,3 +146,70 @@ def build_signed_data(
         }
     )
     return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
+
+
+_HASHES = {"sha1": "sha1", "sha256": "sha256", "sha384": "sha384", "sha512": "sha512"}
+
+
+def verify_signed_data(cms_der: bytes, content: bytes | None = None) -> bool:
+    """Check every SignerInfo of a SignedData against the certificate it carries:
+    the message digest over the content (encapsulated, or ``content`` when
+    detached) and the signature over the signed attributes. No chain check.
+
+    Returns False for a wrong signature or digest; raises ``BadInput`` when the
+    blob is not a SignedData at all.
+    """
+    from cryptography import x509 as cx509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
+    try:
+        info = cms.ContentInfo.load(cms_der)
+        if info["content_type"].native != "signed_data":
+            raise BadInput(detail="not a SignedData")
+        signed = info["content"]
+        encap = signed["encap_content_info"]["content"]
+        data = encap.native if encap.native is not None else content
+        if data is None:
+            raise BadInput(detail="detached SignedData without its content")
+        certs = [c.chosen for c in signed["certificates"] if c.name == "certificate"]
+        signers = list(signed["signer_infos"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise BadInput(detail=f"unreadable SignedData: {type(exc).__name__}") from None
+    if not signers:
+        return False
+    for si in signers:
+        sid = si["sid"].chosen
+        cert = next(
+            (
+                c
+                for c in certs
+                if c.issuer == sid["issuer"] and c.serial_number == sid["serial_number"].native
+            ),
+            None,
+        )
+        name = si["digest_algorithm"]["algorithm"].native
+        if cert is None or name not in _HASHES:
+            return False
+        digest = hashlib.new(name, data).digest()
+        attrs = si["signed_attrs"]
+        if len(attrs):
+            found = [a["values"][0].native for a in attrs if a["type"].native == "message_digest"]
+            if found != [digest]:
+                return False
+            tbs = attrs.untag().dump(force=True)
+        else:
+            tbs = data
+        key = cx509.load_der_x509_certificate(cert.dump()).public_key()
+        h = getattr(hashes, name.upper())()
+        try:
+            if isinstance(key, rsa.RSAPublicKey):
+                key.verify(si["signature"].native, tbs, padding.PKCS1v15(), h)
+            elif isinstance(key, ec.EllipticCurvePublicKey):
+                key.verify(si["signature"].native, tbs, ec.ECDSA(h))
+            else:
+                return False
+        except InvalidSignature:
+            return False
+    return True

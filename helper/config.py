@@ -68,6 +68,13 @@ class Config:
     dialog_timeout: float = 120.0
     #: dialogs one origin may open per minute (refused ones are capped at 3)
     dialogs_per_minute: int = 30
+    # --- HEBCA-compatible endpoint (docs/hebca-compat.md) ---
+    hebca_enabled: bool = True
+    hebca_port: int = 17212
+    hebca_assistor_version: str = "7.0.0"
+    #: per-origin options ({origin: {page_pin, text_encoding, rsa_hash, silent_sign}});
+    #: None = the defaults (page_pin for the Cangzhou hall and the demo hall)
+    hebca_origins: dict[str, dict[str, object]] | None = None
 
 
 _KEYS: dict[str, type | tuple[type, ...]] = {
@@ -102,12 +109,46 @@ def _check(data: dict[str, Any], path: Path) -> None:
     port = bridge.get("port", 17213)
     if not 1 <= port <= 65535:
         raise ConfigInvalid(detail=f"{path}: 'bridge.port' must be 1..65535")
+    _check_hebca(data.get("hebca", {}), path)
     logging_ = data.get("logging", {})
     if not isinstance(logging_, dict):
         raise ConfigInvalid(detail=f"{path}: [logging] must be a table")
     level = logging_.get("level", "INFO")
     if not isinstance(level, str) or level.upper() not in _LOG_LEVELS:
         raise ConfigInvalid(detail=f"{path}: logging.level must be one of {_LOG_LEVELS}")
+
+
+_HEBCA_ORIGIN_KEYS = {
+    "page_pin": bool,
+    "silent_sign": bool,
+    "text_encoding": str,
+    "rsa_hash": str,
+}
+
+
+def _check_hebca(hebca: object, path: Path) -> None:
+    if not isinstance(hebca, dict):
+        raise ConfigInvalid(detail=f"{path}: [hebca] must be a table")
+    for key, typ in (("enabled", bool), ("port", int), ("assistor_version", str)):
+        if key in hebca and not isinstance(hebca[key], typ):
+            raise ConfigInvalid(detail=f"{path}: 'hebca.{key}' has the wrong type")
+    version = hebca.get("assistor_version", "7.0.0")
+    if not all(p.isdigit() and int(p) < 256 for p in version.split(".")) or version.count(".") > 2:
+        raise ConfigInvalid(detail=f"{path}: 'hebca.assistor_version' must look like 7.0.0")
+    origins = hebca.get("origins", {})
+    if not isinstance(origins, dict):
+        raise ConfigInvalid(detail=f"{path}: [hebca.origins] must be a table")
+    for origin, opts in origins.items():
+        if not isinstance(opts, dict):
+            raise ConfigInvalid(detail=f'{path}: [hebca.origins."{origin}"] must be a table')
+        for key, value in opts.items():
+            typ = _HEBCA_ORIGIN_KEYS.get(key)
+            if typ is None or not isinstance(value, typ):
+                raise ConfigInvalid(detail=f"{path}: hebca.origins.{origin}.{key} is invalid")
+        if opts.get("text_encoding", "utf-8").lower() not in ("utf-8", "gbk"):
+            raise ConfigInvalid(detail=f"{path}: text_encoding must be utf-8 or gbk")
+        if opts.get("rsa_hash", "sha256").lower() not in ("sha256", "sha1"):
+            raise ConfigInvalid(detail=f"{path}: rsa_hash must be sha256 or sha1")
 
 
 def resolve_path(explicit: str | os.PathLike[str] | None) -> tuple[Path, bool]:
@@ -157,5 +198,11 @@ def load_config(
     cfg.session_idle_timeout = float(bridge.get("session_idle_timeout", cfg.session_idle_timeout))
     cfg.dialog_timeout = float(bridge.get("dialog_timeout", cfg.dialog_timeout))
     cfg.dialogs_per_minute = bridge.get("dialogs_per_minute", cfg.dialogs_per_minute)
+    hebca = data.get("hebca", {})
+    cfg.hebca_enabled = hebca.get("enabled", True)
+    cfg.hebca_port = hebca.get("port", cfg.hebca_port)
+    cfg.hebca_assistor_version = hebca.get("assistor_version", cfg.hebca_assistor_version)
+    if "origins" in hebca:
+        cfg.hebca_origins = dict(hebca["origins"])
     cfg.modules += [os.path.abspath(m) for m in (extra_modules or [])]
     return cfg

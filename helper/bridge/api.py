@@ -141,7 +141,7 @@ async def client_js(request: web.Request) -> web.Response:
     )
 
 
-async def _admit(request: web.Request) -> str:
+async def admit(request: web.Request) -> str:
     """The connection's origin, after the policy (and maybe a consent dialog)."""
     origin = normalize_origin(request.headers.get("Origin"))
     decision = request.app[POLICY_KEY].decide(origin)
@@ -159,7 +159,7 @@ async def _admit(request: web.Request) -> str:
 
 async def websocket(request: web.Request) -> web.StreamResponse:
     try:
-        origin = await _admit(request)
+        origin = await admit(request)
     except CertHelperError as exc:
         return web.json_response({"error": error_body(exc)}, status=403)
     ws = web.WebSocketResponse(max_msg_size=MAX_BODY, heartbeat=HEARTBEAT)

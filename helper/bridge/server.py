@@ -37,8 +37,12 @@ class RunningBridge:
     hosts: list[str]
     ca_path: Path | None
     service: BridgeService
+    hebca_runner: web.AppRunner | None = None
+    hebca_port: int | None = None
 
     async def stop(self) -> None:
+        if self.hebca_runner is not None:
+            await self.hebca_runner.cleanup()
         await self.runner.cleanup()
 
 
@@ -77,8 +81,11 @@ async def start_bridge(
     port: int | None = None,
     background: BackgroundSettings | None = None,
     keyring_backend: Any = None,
+    hebca_port: int | None = None,
 ) -> RunningBridge:
-    """Listen on every loopback address; ``port=0`` picks a free port (tests)."""
+    """Listen on every loopback address; ``port=0`` picks a free port (tests).
+    ``hebca_port``: also serve the HEBCA endpoint there (0 = a free port,
+    None = not at all); the daemon passes the config's."""
     state_dir = state_dir or data_dir()
     ca_path = None
     renew = None
@@ -98,15 +105,31 @@ async def start_bridge(
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     hosts = [h for h in LOOPBACK if h != "::1" or ipv6_loopback_available()]
-    want = config.bridge_port if port is None else port
-    bound = want
+    bound = await _listen(runner, hosts, config.bridge_port if port is None else port, ssl_ctx)
+    bridge = RunningBridge(runner, bound, hosts, ca_path, service)
+    if hebca_port is not None:
+        from helper.bridge.hebca.endpoint import create_hebca_app
+        from helper.bridge.hebca.settings import settings_from_config
+
+        hebca_app = create_hebca_app(service, policy, consent, settings_from_config(config))
+        bridge.hebca_runner = web.AppRunner(hebca_app, access_log=None, shutdown_timeout=2.0)
+        await bridge.hebca_runner.setup()
+        bridge.hebca_port = await _listen(bridge.hebca_runner, hosts, hebca_port, None)
+    return bridge
+
+
+async def _listen(
+    runner: web.AppRunner, hosts: list[str], port: int, ssl_ctx: ssl.SSLContext | None
+) -> int:
+    """Start one site per host on ``port`` (0: the first site picks, the rest follow)."""
+    bound = port
     for host in hosts:
         site = web.TCPSite(runner, host, bound, ssl_context=ssl_ctx, reuse_address=True)
         await site.start()
-        if bound == 0:  # the first site picked the port: the others take the same
-            server = site._server
+        if bound == 0:
+            server = site._server  # aiohttp exposes no public getter
             bound = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    return RunningBridge(runner, bound, hosts, ca_path, service)
+    return bound
 
 
 RENEW_CHECK_SECONDS = 6 * 3600
@@ -143,11 +166,18 @@ def _renewal_job(tls_dir: Path, ctx: ssl.SSLContext, keyring_backend: Any):  # t
 
 
 async def serve_forever(config: Config, tokens: TokenService, prompter: Prompter) -> None:
-    bridge = await start_bridge(config, tokens=tokens, prompter=prompter)
+    bridge = await start_bridge(
+        config,
+        tokens=tokens,
+        prompter=prompter,
+        hebca_port=config.hebca_port if config.hebca_enabled else None,
+    )
     addresses = ", ".join(
         f"https://{h if ':' not in h else f'[{h}]'}:{bridge.port}" for h in bridge.hosts
     )
     print(f"证书助手已启动 (certhelper bridge listening): {addresses}", flush=True)
+    if bridge.hebca_port:
+        print(f"兼容接口 (HEBCA endpoint): ws://localhost:{bridge.hebca_port}/test", flush=True)
     if bridge.ca_path:
         print(f"本机 CA 证书 (local CA to trust in browsers): {bridge.ca_path}", flush=True)
     stop = asyncio.Event()

@@ -27,7 +27,12 @@ async def run_demo(
     hall_origin = f"http://{HALL_HOST}:{HALL_PORT}"
     if hall_origin not in config.origins:
         config.origins.append(hall_origin)
-    bridge = await start_bridge(config, tokens=tokens, prompter=prompter)
+    bridge = await start_bridge(
+        config,
+        tokens=tokens,
+        prompter=prompter,
+        hebca_port=config.hebca_port if config.hebca_enabled else None,
+    )
     files = _demo_ca_files()
     anchors, intermediates = split_ca_certificates([f.read_bytes() for f in files])
     hall = create_hall_app(

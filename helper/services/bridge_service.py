@@ -21,7 +21,7 @@ from typing import Any, Literal
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from drivers.errors import CertHelperError, PinIncorrect, PinLocked, register
-from drivers.types import PinState, SignAlgorithm, TokenInfo
+from drivers.types import Pin, PinState, SignAlgorithm, TokenInfo
 from helper import __version__
 from helper.cms import build_signed_data
 from helper.errors import ConsentDenied
@@ -172,7 +172,7 @@ class BridgeService:
 
     # --- helpers -----------------------------------------------------------
 
-    async def _entries(self) -> list[CertEntry]:
+    async def entries(self) -> list[CertEntry]:
         """Every certificate on every token, cached: reading and parsing them
         costs far more than a signature. Hot-plug events and token errors
         invalidate the cache; it also ages out after ``CACHE_TTL`` seconds."""
@@ -191,9 +191,18 @@ class BridgeService:
     def invalidate(self) -> None:
         self._cache = None
 
+    async def rescan(self) -> None:
+        """Re-enumerate the keys (HEBCA ``ReloadDevice``)."""
+        self.invalidate()
+        for d in self.tokens.drivers:
+            try:
+                await asyncio.to_thread(lambda d=d: d.list_tokens(rescan=True))
+            except CertHelperError as exc:
+                log.warning("rescan of %s failed: %s", d.module_path, exc.code)
+
     async def usable(self, cert_filter: str | None = None) -> list[CertEntry]:
         now = self.tokens.clock()
-        found = [e for e in await self._entries() if usable_for_login(e, now)]
+        found = [e for e in await self.entries() if usable_for_login(e, now)]
         if cert_filter is not None:
             f = cert_filter.strip().lower()
             if len(f) < 16 or any(ch not in "0123456789abcdef" for ch in f):
@@ -217,7 +226,7 @@ class BridgeService:
             self._refusals.hit(origin)
         return answer
 
-    async def _choose(self, origin: str, candidates: list[CertEntry]) -> CertEntry:
+    async def choose(self, origin: str, candidates: list[CertEntry]) -> CertEntry:
         if not candidates:
             raise NoCertificate()
         if len(candidates) == 1:
@@ -248,18 +257,16 @@ class BridgeService:
                 return c
         raise NoCertificate(detail="the picker returned an unknown certificate")
 
-    async def _ensure_login(self, origin: str, operation: str, entry: CertEntry) -> LoginSession:
+    async def ensure_login(self, origin: str, operation: str, entry: CertEntry) -> LoginSession:
+        """The origin's login session on the entry's key, after the PIN dialog
+        when there is none. ``just_logged_in`` tells which happened."""
         assert entry.model is not None
         serial = entry.token.serial
         session = self.sessions.get(serial, origin)
         driver = self.tokens.driver_for(entry.token)
         if session is not None and await self._on_worker(driver, driver.is_logged_in, serial):
             return session
-        if self._pin_failures.exceeded(origin):
-            raise PinAttemptsExceeded()
-        info: TokenInfo = await asyncio.to_thread(driver.token_info, serial)
-        if info.pin_state is PinState.LOCKED:
-            raise PinLocked(detail=info.label)
+        info = await self._check_pin_allowed(origin, entry)
         pin = None
         if not info.protected_auth_path:
             request = PinRequest(
@@ -274,6 +281,28 @@ class BridgeService:
                 pin_max_len=info.pin_max_len,
             )
             pin = await self._dialog(origin, lambda: self.prompter.ask_pin(request))
+        return await self._login(origin, entry, pin)
+
+    async def login_with_page_pin(self, origin: str, entry: CertEntry, pin: Pin) -> LoginSession:
+        """A PIN a legacy page collected itself (HEBCA ``Login``): the same
+        guards as the dialog — locked keys refused untried, the per-origin cap
+        on wrong PINs, one try, no retry."""
+        await self._check_pin_allowed(origin, entry)
+        return await self._login(origin, entry, pin)
+
+    async def _check_pin_allowed(self, origin: str, entry: CertEntry) -> TokenInfo:
+        if self._pin_failures.exceeded(origin):
+            raise PinAttemptsExceeded()
+        driver = self.tokens.driver_for(entry.token)
+        info: TokenInfo = await asyncio.to_thread(driver.token_info, entry.token.serial)
+        if info.pin_state is PinState.LOCKED:
+            raise PinLocked(detail=info.label)
+        return info
+
+    async def _login(self, origin: str, entry: CertEntry, pin: Pin | None) -> LoginSession:
+        assert entry.model is not None
+        serial = entry.token.serial
+        driver = self.tokens.driver_for(entry.token)
         try:
             await asyncio.to_thread(driver.login, serial, pin)
         except PinIncorrect:
@@ -281,12 +310,34 @@ class BridgeService:
             self.sessions.end(serial)
             raise
         new = LoginSession(origin, serial, entry.token.module_path, entry.model.sha256)
+        new.just_logged_in = True
         displaced = self.sessions.start(new)
         if displaced is not None:
             log.info("login of %s on %s replaces %s's", origin, serial, displaced.origin)
         return new
 
-    def _audit(self, origin: str, operation: str, cert: str | None, outcome: str) -> None:
+    async def confirm_signing(
+        self, origin: str, entry: CertEntry, data: bytes, text: str | None
+    ) -> None:
+        """The consent dialog that shows what a page wants signed; raises unless
+        the person chose 允许一次."""
+        assert entry.model is not None
+        request = ConsentRequest(
+            origin=origin,
+            insecure_origin=origin.startswith("http:"),
+            operation="sign.data",
+            cert_subject=entry.model.subject_cn,
+            cert_issuer=entry.model.issuer_cn,
+            text=text,
+            data_size=len(data),
+            data_sha256=hashlib.sha256(data).hexdigest(),
+            allow_always=False,
+        )
+        choice = await self._dialog(origin, lambda: self.prompter.ask_consent(request))
+        if choice is not ConsentChoice.ONCE:
+            raise ConsentDenied()
+
+    def audit_event(self, origin: str, operation: str, cert: str | None, outcome: str) -> None:
         try:
             self.audit.append(origin=origin, operation=operation, certificate=cert, outcome=outcome)
         except OSError:
@@ -299,12 +350,12 @@ class BridgeService:
         except CertHelperError as exc:
             if exc.code in ("token_absent", "key_not_found", "device_error"):
                 self.invalidate()  # what we know of the tokens is out of date
-            self._audit(origin, operation, cert[0], exc.code)
+            self.audit_event(origin, operation, cert[0], exc.code)
             raise
         except Exception:
-            self._audit(origin, operation, cert[0], "internal_error")
+            self.audit_event(origin, operation, cert[0], "internal_error")
             raise
-        self._audit(origin, operation, cert[0], "ok")
+        self.audit_event(origin, operation, cert[0], "ok")
         return result
 
     # --- methods -----------------------------------------------------------
@@ -317,9 +368,9 @@ class BridgeService:
         try:
             choice = await self._dialog(origin, lambda: self.prompter.ask_consent(request))
         except CertHelperError as exc:
-            self._audit(origin, "connect", None, exc.code)
+            self.audit_event(origin, "connect", None, exc.code)
             raise
-        self._audit(origin, "connect", None, f"consent:{choice.value}")
+        self.audit_event(origin, "connect", None, f"consent:{choice.value}")
         return choice
 
     async def list_certificates(self, origin: str) -> list[dict[str, Any]]:
@@ -343,13 +394,14 @@ class BridgeService:
             raise BadParams(detail=f"'challenge' must carry >= {MIN_CHALLENGE_BYTES} bytes")
 
         async def work(cert: list[str | None]) -> dict[str, Any]:
-            entry = await self._choose(origin, await self.usable(cert_filter))
+            entry = await self.choose(origin, await self.usable(cert_filter))
             assert entry.model is not None
             cert[0] = entry.model.sha256
             algorithm = algorithm_for(entry.model)
-            session = await self._ensure_login(origin, "auth.authenticate", entry)
+            session = await self.ensure_login(origin, "auth.authenticate", entry)
             tbs = signed_bytes(origin, challenge)
-            signature = await self._sign(entry, tbs, algorithm)
+            signature = await self.sign_raw(entry, tbs, algorithm)
+            session.just_logged_in = False  # the login's signature is this one
             self.sessions.touch(session)
             if algorithm is not SignAlgorithm.RSA_PKCS1_SHA256:
                 signature = _raw_ecdsa(signature, entry.model.key_bits)
@@ -384,29 +436,16 @@ class BridgeService:
                 in_use = {s.cert_sha256 for s in self.sessions.for_origin(origin)}
                 preferred = [c for c in candidates if c.model and c.model.sha256 in in_use]
                 candidates = preferred or candidates
-            entry = await self._choose(origin, candidates)
+            entry = await self.choose(origin, candidates)
             assert entry.model is not None
             cert[0] = entry.model.sha256
             algorithm = algorithm_for(entry.model)
-            request = ConsentRequest(
-                origin=origin,
-                insecure_origin=origin.startswith("http:"),
-                operation="sign.data",
-                cert_subject=entry.model.subject_cn,
-                cert_issuer=entry.model.issuer_cn,
-                text=text,
-                data_size=len(data),
-                data_sha256=hashlib.sha256(data).hexdigest(),
-                allow_always=False,
-            )
-            choice = await self._dialog(origin, lambda: self.prompter.ask_consent(request))
-            if choice is not ConsentChoice.ONCE:
-                raise ConsentDenied()
-            session = await self._ensure_login(origin, "sign.data", entry)
+            await self.confirm_signing(origin, entry, data, text)
+            session = await self.ensure_login(origin, "sign.data", entry)
             if fmt == "raw":
-                signature = await self._sign(entry, data, algorithm)
+                signature = await self.sign_raw(entry, data, algorithm)
             else:
-                signature = await self._cms(entry, data, algorithm)
+                signature = await self.sign_cms(entry, data, algorithm)
             self.sessions.touch(session)
             return {
                 "format": fmt,
@@ -425,13 +464,15 @@ class BridgeService:
             return await asyncio.to_thread(fn, *args)
         return await asyncio.wrap_future(submit(fn, *args))
 
-    async def _sign(self, entry: CertEntry, data: bytes, algorithm: SignAlgorithm) -> bytes:
+    async def sign_raw(self, entry: CertEntry, data: bytes, algorithm: SignAlgorithm) -> bytes:
         driver = self.tokens.driver_for(entry.token)
         return await self._on_worker(
             driver, driver.sign, entry.token.serial, entry.obj.key_id, data, algorithm
         )
 
-    async def _cms(self, entry: CertEntry, data: bytes, algorithm: SignAlgorithm) -> bytes:
+    async def sign_cms(
+        self, entry: CertEntry, data: bytes, algorithm: SignAlgorithm, *, detached: bool = True
+    ) -> bytes:
         assert entry.model is not None
         driver = self.tokens.driver_for(entry.token)
 
@@ -439,17 +480,19 @@ class BridgeService:
             return driver.sign(entry.token.serial, entry.obj.key_id, tbs, algorithm)
 
         return await asyncio.to_thread(
-            build_signed_data, data, entry.model.der, signer, algorithm=algorithm
+            lambda: build_signed_data(
+                data, entry.model.der, signer, algorithm=algorithm, detached=detached
+            )
         )
 
     async def logout(self, origin: str) -> None:
         async def work(_cert: list[str | None]) -> None:
             for s in self.sessions.for_origin(origin):
-                await self._end_session(s.token_serial)
+                await self.end_session(s.token_serial)
 
         await self._audited(origin, "auth.logout", work)
 
-    async def _end_session(self, serial: str) -> None:
+    async def end_session(self, serial: str) -> None:
         session = self.sessions.end(serial)
         if session is None:
             return
@@ -464,7 +507,7 @@ class BridgeService:
         expired = self.sessions.expired()
         for s in expired:
             log.info("login session of %s on %s idle: logging out", s.origin, s.token_serial)
-            await self._end_session(s.token_serial)
+            await self.end_session(s.token_serial)
         return len(expired)
 
     async def token_removed(self, serial: str) -> None:
@@ -478,7 +521,7 @@ class BridgeService:
         """certificate.expiring event payloads (warning, urgent or expired)."""
         now = self.tokens.clock()
         out = []
-        for e in await self._entries():
+        for e in await self.entries():
             if e.model is None or e.private_key is None:
                 continue
             if serial is not None and e.token.serial != serial:

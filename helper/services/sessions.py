@@ -19,6 +19,8 @@ class LoginSession:
     module_path: str
     cert_sha256: str
     last_used: float = field(default_factory=time.monotonic)
+    #: set by a fresh login, cleared when an existing session is reused
+    just_logged_in: bool = False
 
 
 class SessionTable:

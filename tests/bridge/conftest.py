@@ -156,7 +156,7 @@ async def running_bridge(
             yield Bridge(server, http, prompter, service, consent, state, fx)
     finally:
         for serial in list(service.sessions._by_token):  # leave no token logged in
-            await service._end_session(serial)
+            await service.end_session(serial)
         await server.close()
 
 

@@ -1,0 +1,55 @@
+"""Per-origin options of the HEBCA-compatible endpoint (docs/hebca-compat.md)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from helper.bridge.origins import normalize_origin
+from helper.config import DEFAULT_ORIGINS, Config
+
+
+@dataclass(frozen=True)
+class HebcaOriginOptions:
+    #: the page collects the PIN itself (Login, CspLogin, UnUICertLogin)
+    page_pin: bool = False
+    #: how SignText turns text into bytes: "utf-8" or "gbk"
+    text_encoding: str = "utf-8"
+    #: RSA hash for SignText/SignB64/P7SignB64: "sha256" or "sha1" (legacy back ends)
+    rsa_hash: str = "sha256"
+    #: UnUISign without a dialog, after a login on the same connection
+    silent_sign: bool = False
+
+
+def _default_origins() -> dict[str, HebcaOriginOptions]:
+    # the Cangzhou hall and the demo hall collect the PIN in their pages
+    return {o: HebcaOriginOptions(page_pin=True) for o in DEFAULT_ORIGINS}
+
+
+@dataclass(frozen=True)
+class HebcaSettings:
+    #: the HEBCA helper version whose protocol we speak, answered to
+    #: assertAssistorVersion as 0xMMmmpp
+    assistor_version: str = "7.0.0"
+    origins: dict[str, HebcaOriginOptions] = field(default_factory=_default_origins)
+
+    def options(self, origin: str) -> HebcaOriginOptions:
+        return self.origins.get(origin, HebcaOriginOptions())
+
+    @property
+    def version_number(self) -> int:
+        major, minor, patch = (int(x) for x in ([*self.assistor_version.split("."), "0", "0"])[:3])
+        return (major << 16) | (minor << 8) | patch
+
+
+def settings_from_config(config: Config) -> HebcaSettings:
+    """Defaults for the two halls, then the config's [hebca.origins] on top."""
+    origins = _default_origins()
+    for origin, opts in (config.hebca_origins or {}).items():
+        key = normalize_origin(origin, strict=False) or origin
+        origins[key] = HebcaOriginOptions(
+            page_pin=bool(opts.get("page_pin", False)),
+            text_encoding=str(opts.get("text_encoding", "utf-8")).lower(),
+            rsa_hash=str(opts.get("rsa_hash", "sha256")).lower(),
+            silent_sign=bool(opts.get("silent_sign", False)),
+        )
+    return HebcaSettings(assistor_version=config.hebca_assistor_version, origins=origins)
