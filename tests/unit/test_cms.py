@@ -396,3 +396,27 @@ def test_digest_for():
     assert digest_for(SignAlgorithm.ECDSA_SHA256) == "sha256"
     assert digest_for(SignAlgorithm.ECDSA_SHA384) == "sha384"
     assert digest_for("ecdsa-sha384") == "sha384"
+
+
+# --- verify_signed_data (HEBCA P7VerifyB64) ------------------------------------------------
+
+
+@pytest.mark.parametrize(("who", "algorithm", "digest", "sig_alg"), CASES)
+def test_verify_signed_data(signers, who, algorithm, digest, sig_alg):
+    from helper.cms import verify_signed_data
+
+    s = signers[who]
+    attached = build_signed_data(
+        DATA, s.cert_der, s.signer_for(algorithm), algorithm=algorithm, detached=False
+    )
+    assert verify_signed_data(attached) is True
+    i = attached.find(DATA)
+    tampered = attached[:i] + bytes([DATA[0] ^ 1]) + attached[i + 1 :]
+    assert verify_signed_data(tampered) is False
+    detached = build_signed_data(DATA, s.cert_der, s.signer_for(algorithm), algorithm=algorithm)
+    assert verify_signed_data(detached, DATA) is True
+    assert verify_signed_data(detached, DATA + b"x") is False
+    with pytest.raises(BadInput):
+        verify_signed_data(detached)  # no content to check against
+    with pytest.raises(BadInput):
+        verify_signed_data(b"\x30\x03\x02\x01")
