@@ -15,6 +15,7 @@ import hashlib
 import logging
 import time
 from collections import defaultdict, deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -24,6 +25,7 @@ from drivers.errors import CertHelperError, PinIncorrect, PinLocked, register
 from drivers.types import Pin, PinState, SignAlgorithm, TokenInfo
 from helper import __version__
 from helper.cms import build_signed_data
+from helper.domain.pin_policy import INITIAL_PIN
 from helper.errors import ConsentDenied
 from helper.services.audit import AuditLog
 from helper.services.prompts import (
@@ -164,6 +166,9 @@ class BridgeService:
         self._dialog_lock = asyncio.Lock()  # one dialog at a time, daemon-wide
         self._dialogs = SlidingLimit(self.settings.dialogs_per_minute, 60.0)
         self._refusals = SlidingLimit(self.settings.refusals_per_minute, 60.0)
+        #: called (on the loop) after a login through our PIN dialog with the
+        #: initial PIN 123456, so the desktop can ask the person to change it
+        self.on_initial_pin: Callable[[TokenInfo], None] | None = None
         self._cache: tuple[float, list[CertEntry]] | None = None
         self._cache_lock = asyncio.Lock()
         self._pin_failures = SlidingLimit(
@@ -281,7 +286,13 @@ class BridgeService:
                 pin_max_len=info.pin_max_len,
             )
             pin = await self._dialog(origin, lambda: self.prompter.ask_pin(request))
-        return await self._login(origin, entry, pin)
+        session = await self._login(origin, entry, pin)
+        if pin is not None and pin.equals(INITIAL_PIN) and self.on_initial_pin is not None:
+            try:
+                self.on_initial_pin(info)  # compared in memory only, never stored
+            except Exception:
+                log.exception("initial-PIN hook failed")
+        return session
 
     async def login_with_page_pin(self, origin: str, entry: CertEntry, pin: Pin) -> LoginSession:
         """A PIN a legacy page collected itself (HEBCA ``Login``): the same
