@@ -603,3 +603,64 @@ def verify_auth_token(
         algorithm=parsed.algorithm,
         origin=origin,
     )
+
+
+def verify_legacy_signature(
+    certificate: bytes,
+    signature: bytes,
+    text: str,
+    trust_anchors: Sequence[bytes | x509.Certificate],
+    now: datetime | None = None,
+    *,
+    intermediates: Sequence[bytes | x509.Certificate] = (),
+    required_key_usage: Sequence[str] = DEFAULT_KEY_USAGE,
+) -> Identity:
+    """Verify a legacy (HEBCA ``SignText``) login: ``signature`` over ``text`` as UTF-8 by
+    the key of ``certificate`` (DER): RSA PKCS#1 v1.5 with SHA-256, or ECDSA with
+    SHA-256 (DER-encoded signature), as docs/hebca-compat.md signs it.
+
+    The certificate is checked exactly as :func:`verify_auth_token` checks
+    a token's (same leaf loader, validity, chain builder and key-usage rule). Raises a
+    :class:`VerifyError` subclass. The returned identity has
+    ``origin == ""``: this signature binds no origin.
+    """
+    when = _check_now(now)
+    anchors = _load_certs(trust_anchors, "trust_anchors")
+    if not anchors:
+        raise ValueError("no trust anchors given")
+    chain_certs = _load_certs(intermediates, "intermediates")
+    wanted_usage = _key_usage_wanted(required_key_usage)
+
+    model, cert = _load_leaf(certificate)
+    try:
+        key = model.public_key()
+    except SigningUnsupported as exc:  # SM2: listed by the helper, not verifiable here
+        raise AlgorithmMismatch(detail=exc.detail) from None
+    data = text.encode("utf-8")
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
+            algorithm = "RS256"
+        elif isinstance(key, ec.EllipticCurvePublicKey):
+            key.verify(signature, data, ec.ECDSA(hashes.SHA256()))  # DER, as SignText gives
+            algorithm = "ES256"
+        else:
+            raise AlgorithmMismatch(detail=f"unsupported key {type(key).__name__}")
+    except (InvalidSignature, ValueError):
+        raise BadSignature from None
+    _check_leaf_validity(model, when)
+    _check_chain(cert, anchors, chain_certs, when)
+    _check_key_usage(model, cert, wanted_usage)
+    return Identity(
+        subject=tuple(model.subject),
+        subject_cn=model.subject_cn,
+        subject_dn=model.subject_dn,
+        serial_hex=model.serial_hex,
+        hebca_unique_id=model.hebca_unique_id,
+        sha256=model.sha256,
+        not_after=model.not_after,
+        issuer_dn=model.issuer_dn,
+        certificate_der=model.der,
+        algorithm=algorithm,
+        origin="",
+    )

@@ -15,6 +15,8 @@ Every page is Chinese; the business pages show made-up data marked 演示数据.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import html
 import json
 import logging
@@ -31,7 +33,13 @@ from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 
-from helper.verify import VerifyError, new_challenge, verify_auth_token
+from helper.verify import (
+    Identity,
+    VerifyError,
+    new_challenge,
+    verify_auth_token,
+    verify_legacy_signature,
+)
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +49,7 @@ CHALLENGE_TTL = timedelta(minutes=5)
 SESSION_IDLE = timedelta(minutes=30)
 MAX_BODY = 64 * 1024
 DEFAULT_HELPER = "https://127.0.0.1:17213"
+DEFAULT_HEBCA_PORT = 17212  # the HEBCA-compatible endpoint, ws://localhost:17212/test
 CST = timezone(timedelta(hours=8), "北京时间")
 HERE = Path(__file__).resolve().parent
 NO_STORE = {"Cache-Control": "no-store"}
@@ -74,6 +83,7 @@ class Session:
     sid: str
     last_seen: datetime
     challenge: Challenge | None = None
+    legacy_challenge: Challenge | None = None
     user: User | None = None
 
 
@@ -85,6 +95,7 @@ class Hall:
         origin: str,
         helper_base: str,
         clock: Clock,
+        hebca_port: int = DEFAULT_HEBCA_PORT,
     ) -> None:
         if not trust_anchors:
             raise ValueError("the hall needs at least one trusted CA certificate")
@@ -92,6 +103,7 @@ class Hall:
         self.intermediates = list(intermediates)
         self.origin = origin
         self.helper_base = helper_base
+        self.hebca_port = hebca_port
         self.clock = clock
         self.sessions: dict[str, Session] = {}
 
@@ -161,16 +173,21 @@ def _normalize_base(helper_base: str) -> str:
     return f"https://{parts.netloc}"
 
 
+def _csp(script_src: str, connect_src: str) -> str:
+    return (
+        f"default-src 'self'; script-src {script_src}; connect-src {connect_src}; "
+        "img-src 'self' data:; style-src 'self'; base-uri 'none'; form-action 'self'; "
+        "frame-ancestors 'none'"
+    )
+
+
 @web.middleware
 async def _headers(request: web.Request, handler: Any) -> web.StreamResponse:
     response = await handler(request)
     hall = request.app[HALL_KEY]
     helper, ws = hall.helper_base, "wss://" + hall.helper_base.removeprefix("https://")
     response.headers.setdefault(
-        "Content-Security-Policy",
-        f"default-src 'self'; script-src 'self' {helper}; connect-src 'self' {helper} {ws}; "
-        "img-src 'self' data:; style-src 'self'; base-uri 'none'; form-action 'self'; "
-        "frame-ancestors 'none'",
+        "Content-Security-Policy", _csp(f"'self' {helper}", f"'self' {helper} {ws}")
     )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
@@ -220,6 +237,8 @@ def _page(
     user: User | None,
     current: str = "",
     body_class: str = "",
+    scripts: Sequence[str] | None = None,
+    headers: dict[str, str] | None = None,
 ) -> web.Response:
     if user is None:
         header_right = '<span class="hotline">服务热线 <b>12329</b></span>'
@@ -240,15 +259,22 @@ def _page(
             f'href="{BASE}/{slug}">{name}</a>'
             for slug, name in links
         )
+    if scripts is None:  # the modern pages: certhelper.js from the helper, then hall.js
+        scripts = (hall.helper_base + "/v1/certhelper.js", f"{BASE}/static/hall.js")
     text = _template("layout.html").substitute(
         title=_esc(title),
-        helper_js=_esc(hall.helper_base + "/v1/certhelper.js"),
+        scripts="\n".join(f'<script defer src="{_esc(src)}"></script>' for src in scripts),
         body_class=body_class,
         header_right=header_right,
         nav=nav,
         content=content,
     )
-    return web.Response(text=text, content_type="text/html", charset="utf-8", headers=NO_STORE)
+    return web.Response(
+        text=text,
+        content_type="text/html",
+        charset="utf-8",
+        headers={**NO_STORE, **(headers or {})},
+    )
 
 
 def _require_user(request: web.Request) -> tuple[Hall, User]:
@@ -266,6 +292,27 @@ async def login_page(request: web.Request) -> web.StreamResponse:
         raise web.HTTPFound(f"{BASE}/home")
     content = _template("login.html").substitute()
     return _page(hall, "单位登录", content, user=None, body_class="login")
+
+
+async def legacy_page(request: web.Request) -> web.StreamResponse:
+    """The old-style login through the HEBCA-compatible endpoint (hebca-legacy-client.js).
+
+    Its scripts are the hall's own; it connects to ws://localhost:<hebca_port> only."""
+    hall = request.app[HALL_KEY]
+    session = hall.session(request)
+    if session is not None and session.user is not None:
+        raise web.HTTPFound(f"{BASE}/home")
+    content = _template("legacy.html").substitute(hebca_port=int(hall.hebca_port))
+    csp = _csp("'self'", f"'self' ws://localhost:{int(hall.hebca_port)}")
+    return _page(
+        hall,
+        "旧版助手登录",
+        content,
+        user=None,
+        body_class="login legacy",
+        scripts=(f"{BASE}/static/hebca-legacy-client.js", f"{BASE}/static/legacy-login.js"),
+        headers={"Content-Security-Policy": csp},
+    )
 
 
 _ICONS = {
@@ -481,6 +528,13 @@ async def api_login(request: web.Request) -> web.StreamResponse:
         log.info("login refused: %s", exc)
         return _error(400, "bad_request", "登录凭证格式错误")
 
+    return _log_in(hall, session, identity, now, "login")
+
+
+def _log_in(
+    hall: Hall, session: Session, identity: Identity, now: datetime, how: str
+) -> web.Response:
+    """Start the logged-in session (both logins end here, so both open the same home)."""
     # a fresh session id on login (no session fixation); the old one is gone
     hall.sessions.pop(session.sid, None)
     logged_in = hall.new_session()
@@ -494,13 +548,103 @@ async def api_login(request: web.Request) -> web.StreamResponse:
         sha256=identity.sha256,
         login_time=now,
     )
-    log.info("login: %s (%s)", identity.subject_cn, identity.sha256[:16])
+    log.info("%s: %s (%s)", how, identity.subject_cn, identity.sha256[:16])
     response = web.json_response(
         {"ok": True, "company": identity.subject_cn, "redirect": f"{BASE}/home"},
         headers=NO_STORE,
     )
     hall.set_cookie(response, logged_in)
     return response
+
+
+# --- the legacy login (HEBCA-compatible endpoint) ------------------------------
+#
+# SECURITY NOTE: the legacy protocol signs the bare challenge text (SignText). Unlike
+# the modern token (SHA-256(origin) || SHA-256(challenge), helper.verify.signed_bytes),
+# nothing in this signature names the site it was made for: a page that got the user
+# to sign our challenge elsewhere could log in here with it. What limits that is the
+# helper (the endpoint answers configured hall origins only, and signs with the
+# login's PIN or a consent dialog) and our single-use, 5-minute, per-session
+# challenge. The page says so: 旧版接口不绑定网站地址，建议使用新版登录.
+
+
+def _b64_field(value: str) -> bytes:
+    raw = base64.b64decode("".join(value.split()), validate=True)
+    if not raw:
+        raise ValueError("empty")
+    return raw
+
+
+async def api_legacy_challenge(request: web.Request) -> web.StreamResponse:
+    hall = request.app[HALL_KEY]
+    session = hall.session(request) or hall.new_session()
+    session.legacy_challenge = Challenge(new_challenge(), hall.clock())
+    response = web.json_response(
+        {
+            "challenge": session.legacy_challenge.value,
+            "expires_in": int(CHALLENGE_TTL.total_seconds()),
+        },
+        headers=NO_STORE,
+    )
+    hall.set_cookie(response, session)
+    return response
+
+
+async def api_legacy_login(request: web.Request) -> web.StreamResponse:
+    """``{cert, signature[, challenge]}``: cert and signature base64 (GetCertB64, SignText).
+
+    The challenge checked is the one stored for this session; a ``challenge`` sent along
+    must be that one. It is consumed by the first attempt, whatever its outcome."""
+    hall = request.app[HALL_KEY]
+    if request.content_type != "application/json":
+        return _error(415, "unsupported_media_type", "请求格式错误：只接受 JSON 格式的数据")
+    sent_origin = request.headers.get("Origin")
+    if sent_origin is not None and sent_origin != hall.origin:
+        return _error(403, "bad_origin", "请求来源不正确，已拒绝")
+    session = hall.session(request)
+    if session is None or session.legacy_challenge is None:
+        return _error(400, "no_challenge", "登录已失效，请刷新页面后重新登录")
+    try:
+        body = await request.json()
+    except (ValueError, UnicodeDecodeError):
+        return _error(400, "bad_request", "请求格式错误")
+    if not isinstance(body, dict):
+        return _error(400, "bad_request", "请求格式错误")
+    cert_b64, sig_b64, sent = body.get("cert"), body.get("signature"), body.get("challenge")
+    if not isinstance(cert_b64, str) or not isinstance(sig_b64, str):
+        return _error(400, "bad_request", "请求中缺少证书或签名")
+    if sent is not None and not isinstance(sent, str):
+        return _error(400, "bad_request", "请求格式错误")
+
+    challenge = session.legacy_challenge
+    if challenge.used:
+        return _error(400, "challenge_used", "该登录请求已使用过，不能重复提交，请重新登录")
+    challenge.used = True  # consumed by this attempt, whatever its outcome
+    now = hall.clock()
+    if now - challenge.issued > CHALLENGE_TTL:
+        return _error(400, "challenge_expired", "登录请求已过期（超过 5 分钟），请重新登录")
+    if sent is not None and not secrets.compare_digest(sent, challenge.value):
+        return _error(400, "challenge_mismatch", "签名内容与本次登录请求不一致，请重新登录")
+    try:
+        cert_der, signature = _b64_field(cert_b64), _b64_field(sig_b64)
+    except (ValueError, binascii.Error):
+        return _error(400, "bad_request", "证书或签名的格式错误")
+    try:
+        identity = verify_legacy_signature(
+            cert_der,
+            signature,
+            challenge.value,
+            hall.anchors,
+            now,
+            intermediates=hall.intermediates,
+        )
+    except VerifyError as exc:
+        log.info("legacy login refused: %s %s", exc.code, exc.detail or "")
+        return _error(401, exc.code, f"证书登录失败：{exc.message_zh}")
+    except (ValueError, TypeError) as exc:
+        log.info("legacy login refused: %s", exc)
+        return _error(400, "bad_request", "证书或签名的格式错误")
+    return _log_in(hall, session, identity, now, "legacy login")
 
 
 def _rdns(dn: str) -> list[tuple[str, str]]:
@@ -552,19 +696,25 @@ def create_hall_app(
     helper_base: str = DEFAULT_HELPER,
     now: Clock | None = None,
     intermediates: Sequence[bytes] = (),
+    hebca_port: int = DEFAULT_HEBCA_PORT,
 ) -> web.Application:
     """The demo hall app for ``origin`` (its public ``scheme://host:port``).
 
     ``trust_anchors``: CA certificates (PEM or DER) a login certificate must chain to;
     ``intermediates``: extra CA certificates for building the chain. ``helper_base``:
     where pages load certhelper.js from. ``now``: a clock (tests), default UTC now.
+    ``hebca_port``: the port of the HEBCA-compatible endpoint the legacy login page
+    (``/ish/legacy``) connects to, ``ws://localhost:<port>/test``.
     """
+    if not isinstance(hebca_port, int) or not 0 < hebca_port < 65536:
+        raise ValueError(f"hebca_port must be a TCP port, got {hebca_port!r}")
     hall = Hall(
         trust_anchors,
         intermediates,
         origin.rstrip("/"),
         _normalize_base(helper_base),
         now or (lambda: datetime.now(UTC)),
+        hebca_port,
     )
     app = web.Application(middlewares=[_headers], client_max_size=MAX_BODY)
     app[HALL_KEY] = hall
@@ -573,6 +723,7 @@ def create_hall_app(
     r.add_get(BASE, to_hall)
     r.add_get(f"{BASE}/", login_page)
     r.add_get(f"{BASE}/login", login_page)
+    r.add_get(f"{BASE}/legacy", legacy_page)
     r.add_get(f"{BASE}/home", home)
     r.add_get(f"{BASE}/gjjcx", gjjcx)
     r.add_get(f"{BASE}/ygxx", ygxx)
@@ -580,6 +731,8 @@ def create_hall_app(
     r.add_get(f"{BASE}/wyjc", wyjc)
     r.add_get(f"{BASE}/api/challenge", api_challenge)
     r.add_post(f"{BASE}/api/login", api_login)
+    r.add_get(f"{BASE}/api/legacy/challenge", api_legacy_challenge)
+    r.add_post(f"{BASE}/api/legacy/login", api_legacy_login)
     r.add_post(f"{BASE}/logout", logout)
     r.add_static(f"{BASE}/static/", HERE / "static")
     return app
@@ -618,6 +771,7 @@ def run_demo_hall(
     ca_pems: Sequence[str | Path | bytes] = (),
     helper_base: str = DEFAULT_HELPER,
     origin: str | None = None,
+    hebca_port: int = DEFAULT_HEBCA_PORT,
 ) -> None:
     """Serve the demo hall until interrupted. ``ca_pems``: CA certificate files (or PEM
     bytes); by default the demo token's CAs (``make demo``)."""
@@ -632,7 +786,11 @@ def run_demo_hall(
     shown_host = f"[{host}]" if ":" in host else host
     origin = origin or f"http://{shown_host}:{port}"
     app = create_hall_app(
-        anchors, origin=origin, helper_base=helper_base, intermediates=intermediates
+        anchors,
+        origin=origin,
+        helper_base=helper_base,
+        intermediates=intermediates,
+        hebca_port=hebca_port,
     )
     print(f"演示大厅已启动 (demo hall): {origin}{BASE}/", flush=True)
     print(f"证书助手地址 (helper): {_normalize_base(helper_base)}", flush=True)

@@ -1,5 +1,6 @@
-"""``certhelper --demo demo``: the bridge and the demo hall in one process, so
-`make demo` shows the whole login flow with one command."""
+"""``certhelper --demo demo``: the bridge (with the HEBCA-compatible endpoint) and the
+demo hall in one process, so `make demo` shows both logins with one command: the
+modern one (/ish/) and the legacy one (/ish/legacy)."""
 
 from __future__ import annotations
 
@@ -40,6 +41,7 @@ async def run_demo(
         origin=hall_origin,
         helper_base=f"https://127.0.0.1:{bridge.port}",
         intermediates=intermediates,
+        hebca_port=bridge.hebca_port or config.hebca_port,  # the legacy login page's
     )
     runner = web.AppRunner(hall, access_log=None)
     await runner.setup()
@@ -47,6 +49,8 @@ async def run_demo(
     url = f"{hall_origin}{BASE}/"
     print(f"证书助手 (helper):      https://127.0.0.1:{bridge.port}/v1/ping", flush=True)
     print(f"演示大厅 (demo hall):   {url}", flush=True)
+    if bridge.hebca_port:
+        print(f"旧版登录 (legacy login): {url}legacy", flush=True)
     if bridge.ca_path:
         print(
             "浏览器需信任本机 CA (the browser must trust the local CA), e.g. for Chrome/Chromium:\n"

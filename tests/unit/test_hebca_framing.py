@@ -71,3 +71,21 @@ def test_replies_are_ascii_and_bar_free(payload: dict) -> None:
     assert (tag, func) == ("1", "SignText")
     assert "|" not in body and body.isascii()
     assert json.loads(body)["ret"] == 0
+
+
+def test_origin_options_merge_over_the_hall_defaults() -> None:
+    from helper.bridge.hebca.settings import settings_from_config
+    from helper.config import Config
+
+    cfg = Config(
+        hebca_origins={
+            "http://111.62.46.105:9010": {"text_encoding": "GBK"},
+            "HTTPS://Hall.Example.CN": {"page_pin": True},
+        }
+    )
+    s = settings_from_config(cfg)
+    cangzhou = s.options("http://111.62.46.105:9010")
+    assert cangzhou.page_pin and cangzhou.text_encoding == "gbk"  # page_pin kept
+    assert s.options("https://hall.example.cn").page_pin
+    assert not s.options("https://other.example.cn").page_pin
+    assert s.version_number == 0x070000

@@ -46,10 +46,11 @@ def settings_from_config(config: Config) -> HebcaSettings:
     origins = _default_origins()
     for origin, opts in (config.hebca_origins or {}).items():
         key = normalize_origin(origin, strict=False) or origin
+        base = origins.get(key, HebcaOriginOptions())  # a hall's defaults stay unless overridden
         origins[key] = HebcaOriginOptions(
-            page_pin=bool(opts.get("page_pin", False)),
-            text_encoding=str(opts.get("text_encoding", "utf-8")).lower(),
-            rsa_hash=str(opts.get("rsa_hash", "sha256")).lower(),
-            silent_sign=bool(opts.get("silent_sign", False)),
+            page_pin=bool(opts.get("page_pin", base.page_pin)),
+            text_encoding=str(opts.get("text_encoding", base.text_encoding)).lower(),
+            rsa_hash=str(opts.get("rsa_hash", base.rsa_hash)).lower(),
+            silent_sign=bool(opts.get("silent_sign", base.silent_sign)),
         )
     return HebcaSettings(assistor_version=config.hebca_assistor_version, origins=origins)
