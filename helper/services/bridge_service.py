@@ -231,12 +231,16 @@ class BridgeService:
             self._refusals.hit(origin)
         return answer
 
-    async def choose(self, origin: str, candidates: list[CertEntry]) -> CertEntry:
+    async def choose(
+        self, origin: str, candidates: list[CertEntry], *, prefer_session: bool = True
+    ) -> CertEntry:
+        """One of ``candidates``: the only one, the one this origin's login uses
+        (unless ``prefer_session`` is off), or the person's pick in the dialog."""
         if not candidates:
             raise NoCertificate()
         if len(candidates) == 1:
             return candidates[0]
-        for s in self.sessions.for_origin(origin):  # the certificate already in use
+        for s in self.sessions.for_origin(origin) if prefer_session else ():
             match = [c for c in candidates if c.model and c.model.sha256 == s.cert_sha256]
             if match:
                 return match[0]

@@ -153,7 +153,8 @@ class HebcaConnection:
     async def pick(self, candidates: list[CertEntry]) -> CertEntry:
         if not candidates:
             raise NoCertificate()
-        return await self.service.choose(self.origin, candidates)
+        # an explicit Select… always lets the person choose when several fit
+        return await self.service.choose(self.origin, candidates, prefer_session=False)
 
     # --- login and signing ----------------------------------------------------
 
