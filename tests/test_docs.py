@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import helper.bridge.api  # each import registers its errors
+import helper.bridge.hebca.functions
 import helper.errors
 import helper.services.bridge_service
 import helper.verify  # noqa: F401
