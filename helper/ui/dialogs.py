@@ -43,47 +43,37 @@ from typing import Any, TextIO
 
 from drivers.types import PinState
 from helper.services.prompts import CertChoice, ConsentRequest, PinRequest
+from helper.ui.style import (  # noqa: F401  (re-exported: the dialogs' look lives there)
+    ACCENT,
+    ACCENT_ACTIVE,
+    ACCENT_DISABLED,
+    BG,
+    BORDER,
+    CARD,
+    CJK_FAMILIES,
+    DANGER,
+    DANGER_BG,
+    INFO,
+    INFO_BG,
+    MONO_FAMILIES,
+    MUTED,
+    SELECT_BG,
+    TEXT,
+    TITLE,
+    WARN,
+    WARN_BG,
+    WM_CLASS,
+    apply_style,
+    header,
+    setup_fonts,
+)
 
-WM_CLASS = "certhelper"
-TITLE = "证书助手"
 DEFAULT_TIMEOUT = 120.0
 MAX_TIMEOUT = 3600.0
 #: the most text the consent dialog shows of the data to be signed
 MAX_TEXT_CHARS = 4000
 #: no dialog is narrower (pixels)
 MIN_WIDTH = 580
-
-# Fonts tried in order for Chinese text; the first one Tk knows is used.
-CJK_FAMILIES = (
-    "Noto Sans CJK SC",
-    "Source Han Sans SC",
-    "Source Han Sans CN",
-    "WenQuanYi Micro Hei",
-    "WenQuanYi Zen Hei",
-    "Microsoft YaHei UI",
-    "Microsoft YaHei",
-    "PingFang SC",
-    "Hiragino Sans GB",
-    "Droid Sans Fallback",
-)
-MONO_FAMILIES = ("Noto Sans Mono CJK SC", "DejaVu Sans Mono", "Consolas", "Menlo")
-
-# Colours
-BG = "#f5f7fa"
-CARD = "#ffffff"
-BORDER = "#dde1e6"
-TEXT = "#1f2329"
-MUTED = "#646a73"
-ACCENT = "#1f5fbf"
-ACCENT_ACTIVE = "#174a96"
-ACCENT_DISABLED = "#a8bddf"
-DANGER = "#c62828"
-DANGER_BG = "#fdecea"
-WARN = "#8a5300"
-WARN_BG = "#fff4e0"
-INFO = "#1f4f8f"
-INFO_BG = "#e8f1fd"
-SELECT_BG = "#1f5fbf"
 
 #: operation → (Chinese, English) as the PIN dialog names it
 PIN_OPERATIONS = {
@@ -227,7 +217,6 @@ class Dialog:
 
     def __init__(self, timeout: float) -> None:
         import tkinter as tk
-        from tkinter import font as tkfont
         from tkinter import ttk
 
         self.tk = tk
@@ -245,25 +234,16 @@ class Dialog:
         with contextlib.suppress(tk.TclError):
             root.attributes("-topmost", True)
 
-        families = set(tkfont.families(root))
-        cjk = next((f for f in CJK_FAMILIES if f in families), None)
-        mono = next((f for f in MONO_FAMILIES if f in families), None)
-        for name in ("TkDefaultFont", "TkTextFont", "TkMenuFont", "TkHeadingFont", "TkCaptionFont"):
-            named = tkfont.nametofont(name, root)
-            if cjk:
-                named.configure(family=cjk)
-            named.configure(size=10)
-        base = tkfont.nametofont("TkDefaultFont", root).actual()["family"]
-        family = cjk or base
-        self.font_heading = tkfont.Font(root, family=family, size=14, weight="bold")
-        self.font_sub = tkfont.Font(root, family=family, size=9)
-        self.font_origin = tkfont.Font(root, family=family, size=12, weight="bold")
-        self.font_bold = tkfont.Font(root, family=family, size=10, weight="bold")
-        self.font_small = tkfont.Font(root, family=family, size=9)
-        self.font_mono = tkfont.Font(root, family=mono or "TkFixedFont", size=9)
-        self.font_pin = tkfont.Font(root, family=family, size=13)
-        self.font_icon = tkfont.Font(root, family=family, size=16, weight="bold")
-        self._style(ttk.Style(root))
+        self._fonts = fonts = setup_fonts(root)
+        self.font_heading = fonts.heading
+        self.font_sub = fonts.sub
+        self.font_origin = fonts.origin
+        self.font_bold = fonts.bold
+        self.font_small = fonts.small
+        self.font_mono = fonts.mono
+        self.font_pin = fonts.pin
+        self.font_icon = fonts.icon
+        apply_style(root, fonts)
 
         outer = ttk.Frame(root, style="TFrame")
         outer.pack(fill="both", expand=True)
@@ -292,81 +272,8 @@ class Dialog:
 
     # --- look -------------------------------------------------------------
 
-    def _style(self, style: Any) -> None:
-        if style.theme_use() in ("default", "classic", "alt"):
-            style.theme_use("clam")
-        style.configure(".", background=BG, foreground=TEXT)
-        style.configure("TFrame", background=BG)
-        style.configure("Card.TFrame", background=CARD)
-        style.configure("TLabel", background=BG, foreground=TEXT)
-        style.configure("Heading.TLabel", background=CARD, font=self.font_heading)
-        style.configure("Sub.TLabel", background=CARD, foreground=MUTED, font=self.font_sub)
-        style.configure("Key.TLabel", foreground=MUTED)
-        style.configure("Value.TLabel", foreground=TEXT)
-        style.configure("Strong.TLabel", font=self.font_bold)
-        style.configure("Muted.TLabel", foreground=MUTED, font=self.font_small)
-        style.configure("Origin.TLabel", foreground=ACCENT, font=self.font_origin)
-        style.configure(
-            "Insecure.TLabel",
-            foreground="#ffffff",
-            background=DANGER,
-            font=self.font_bold,
-            padding=(6, 1),
-        )
-        for name, fg, bg in (
-            ("Danger", DANGER, DANGER_BG),
-            ("Warn", WARN, WARN_BG),
-            ("Info", INFO, INFO_BG),
-        ):
-            style.configure(f"{name}.TLabel", foreground=fg, background=bg, padding=(10, 6))
-        style.configure("FinalTry.TLabel", foreground="#ffffff", background=DANGER, padding=(10, 6))
-        style.configure("Caps.TLabel", foreground=WARN, font=self.font_small)
-        style.configure("TButton", padding=(14, 5))
-        style.configure(
-            "Primary.TButton",
-            background=ACCENT,
-            foreground="#ffffff",
-            bordercolor=ACCENT_ACTIVE,
-            focuscolor="#ffffff",
-            font=self.font_bold,
-        )
-        style.map(
-            "Primary.TButton",
-            background=[
-                ("disabled", ACCENT_DISABLED),
-                ("pressed", ACCENT_ACTIVE),
-                ("active", ACCENT_ACTIVE),
-            ],
-            foreground=[("disabled", "#eef2f8")],
-            bordercolor=[("disabled", ACCENT_DISABLED)],
-        )
-        style.configure("TEntry", padding=(6, 4))
-        style.configure("Treeview", rowheight=self.font_bold.metrics("linespace") + 8)
-        style.configure("Treeview.Heading", font=self.font_bold, padding=(6, 4))
-        style.map(
-            "Treeview",
-            background=[("selected", SELECT_BG)],
-            foreground=[("selected", "#ffffff")],
-        )
-
     def _header(self, parent: Any) -> None:
-        head = self.ttk.Frame(parent, style="Card.TFrame", padding=(24, 16, 24, 14))
-        head.pack(fill="x")
-        icon = self.tk.Canvas(
-            head, width=44, height=44, background=CARD, highlightthickness=0, takefocus=0
-        )
-        r, s = 9, 44
-        pts = [r, 0, s - r, 0, s, 0, s, r, s, s - r, s, s, s - r, s, r, s, 0, s, 0, s - r, 0, r,
-               0, 0]  # fmt: skip
-        icon.create_polygon(pts, smooth=True, fill=ACCENT, outline=ACCENT)
-        icon.create_text(s // 2, s // 2, text="证", fill="#ffffff", font=self.font_icon)
-        icon.pack(side="left", padx=(0, 14))
-        words = self.ttk.Frame(head, style="Card.TFrame")
-        words.pack(side="left", fill="x", expand=True)
-        self.heading = self.ttk.Label(words, style="Heading.TLabel")
-        self.heading.pack(anchor="w")
-        self.subheading = self.ttk.Label(words, style="Sub.TLabel")
-        self.subheading.pack(anchor="w")
+        self.heading, self.subheading = header(parent, self._fonts)
 
     def set_heading(self, zh: str, en: str) -> None:
         self.heading.configure(text=zh)

@@ -1,0 +1,278 @@
+"""What the two windows decide, without driving them: rows, redraw signature,
+export formats, the PIN policy as typed, outcome texts, the test hook; and the
+change-PIN window's one-C_SetPIN-per-click rule with a driver double."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import subprocess
+import sys
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drivers.errors import PinIncorrect, TokenAbsent
+from drivers.pkcs11_driver import Pkcs11Driver
+from drivers.types import Pin, PinState, TokenInfo
+from helper.domain.expiry import ExpiryState
+from helper.services.tokens import ModuleStatus, TokenService
+from helper.ui import changepin, mycerts
+from tests.conftest import Fixtures
+from tests.ui.conftest import Desktop
+
+
+def token(min_len: int | None = 4, max_len: int | None = 255, **kw: Any) -> TokenInfo:
+    fields: dict[str, Any] = {
+        "module_path": "/x/libsofthsm2.so",
+        "slot_id": 1,
+        "label": "测试Key",
+        "serial": "0011223344556677",
+        "manufacturer": "m",
+        "model": "m",
+        "flags": 0,
+        "pin_state": PinState.OK,
+        "pin_min_len": min_len,
+        "pin_max_len": max_len,
+    }
+    fields.update(kw)
+    return TokenInfo(**fields)
+
+
+# --- change PIN: the policy as you type -------------------------------------------
+
+
+def check(old: str, new: str, confirm: str, t: TokenInfo | None = None) -> changepin.Check:
+    return changepin.evaluate(Pin(old), Pin(new), Pin(confirm), t or token())
+
+
+def test_a_good_change_passes() -> None:
+    c = check("123456", "582937", "582937")
+    assert c.ok and not c.errors and not c.warnings and not c.mismatch
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "confirm", "code"),
+    [
+        ("246810", "123456", "123456", "pin_initial"),
+        ("582937", "582937", "582937", "pin_same_as_old"),
+        ("123456", "58", "58", "pin_too_short"),
+        ("123456", "５８２９３７", "５８２９３７", "pin_bad_chars"),
+    ],
+)
+def test_policy_errors_block(old: str, new: str, confirm: str, code: str) -> None:
+    c = check(old, new, confirm)
+    assert not c.ok and code in [i.code for i in c.errors]
+
+
+def test_weak_pin_warns_but_does_not_block() -> None:
+    c = check("123456", "111111", "111111")
+    assert c.ok and [i.code for i in c.warnings] == ["pin_weak"]
+
+
+def test_hebca_range_when_the_token_reports_none() -> None:
+    t = token(None, None)
+    assert changepin.new_pin_range(t) == (6, 16)
+    assert not check("123456", "58293", "58293", t).ok  # 5 < 6
+    assert "6–16 位" in changepin.new_pin_hint(t)
+    assert "至少 4 位" in changepin.new_pin_hint(token())
+
+
+def test_confirmation_mismatch_only_once_it_cannot_be_a_prefix() -> None:
+    assert not check("123456", "582937", "582").mismatch  # still typing
+    assert check("123456", "582937", "589").mismatch
+    assert check("123456", "582937", "5829371").mismatch
+    assert not check("123456", "582937", "582").ok
+
+
+def test_current_pin_outside_the_keys_range_is_not_sent() -> None:
+    assert not check("12", "582937", "582937").ok  # SoftHSM: at least 4
+    assert not check("", "582937", "582937").ok
+    assert changepin.old_pin_ok(1, token(None, None))
+
+
+def test_outcome_messages() -> None:
+    text, style = changepin.outcome_message(changepin.Outcome("ok"))
+    assert "密码修改成功" in text and style == "Ok.TLabel"
+    text, _ = changepin.outcome_message(changepin.Outcome("pin_incorrect", PinState.OK))
+    assert text.startswith("当前密码错误")
+    text, style = changepin.outcome_message(changepin.Outcome("pin_incorrect", PinState.FINAL_TRY))
+    assert "最后一次机会" in text and style == "FinalTry.TLabel"
+    text, _ = changepin.outcome_message(changepin.Outcome("pin_incorrect", PinState.COUNT_LOW))
+    assert "剩余次数不多" in text
+    text, _ = changepin.outcome_message(changepin.Outcome("pin_locked"))
+    assert "密码已锁定" in text and "办事处" in text
+    text, _ = changepin.outcome_message(changepin.Outcome("error", error=TokenAbsent()))
+    assert "拔出" in text and "密码未修改" in text
+
+
+def test_pin_state_hook_is_off_unless_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CERTHELPER_TEST_PIN_STATE", "locked")
+    monkeypatch.delenv("CERTHELPER_TEST_HOOKS", raising=False)
+    assert changepin.forced_pin_state() is None
+    assert changepin.with_test_state(token()).pin_state is PinState.OK
+    monkeypatch.setenv("CERTHELPER_TEST_HOOKS", "1")
+    assert changepin.with_test_state(token()).pin_state is PinState.LOCKED
+    monkeypatch.setenv("CERTHELPER_TEST_PIN_STATE", "nonsense")
+    assert changepin.forced_pin_state() is None
+
+
+# --- change PIN: one C_SetPIN per click, off the Tk thread --------------------------
+
+
+class SlowWrongDriver:
+    """Answers like a key whose current PIN is not the one typed, slowly."""
+
+    module_path = "/x/libsofthsm2.so"
+
+    def __init__(self, info: TokenInfo) -> None:
+        self.info = info
+        self.calls: list[str] = []
+
+    def token_info(self, serial: str) -> TokenInfo:
+        return self.info
+
+    def change_pin(self, serial: str, old: Pin, new: Pin) -> None:
+        self.calls.append(threading.current_thread().name)
+        time.sleep(0.3)
+        self.info = dataclasses.replace(self.info, pin_state=PinState.FINAL_TRY)
+        raise PinIncorrect()
+
+
+def one_set_pin_per_click() -> None:
+    """Runs in a child process (its own Tk and X connection; see the test below)."""
+    driver = SlowWrongDriver(token())
+    window = changepin.ChangePinWindow(TokenService([]), [(driver, driver.info)])  # type: ignore[list-item]
+    try:
+        for entry, value in zip(window.entries, ("000000", "582937", "582937"), strict=True):
+            entry.insert(0, value)
+        window._update()
+        assert window.check.ok
+        window.submit()
+        window.submit()  # a second click or Enter while the key works
+        assert window.busy
+        end = time.monotonic() + 5
+        while window.busy and time.monotonic() < end:
+            window.root.update()
+            time.sleep(0.01)
+        window.submit()  # after the failure the fields are empty: refused
+        assert driver.calls == ["set-pin"]  # once, and on the worker thread
+        assert all(not e.get() for e in window.entries)
+        assert "当前密码错误" in window.outcome.cget("text")
+        assert "最后一次机会" in window.outcome.cget("text")
+        assert window.state_label.cget("text") == changepin.PIN_STATE_TEXT[PinState.FINAL_TRY]
+    finally:
+        window.root.destroy()
+    print("ok")
+
+
+def test_one_set_pin_per_click_in_a_worker_thread(desk: Desktop) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CERTHELPER_")}
+    code = "from tests.windows.test_window_logic import one_set_pin_per_click as t; t()"
+    proc = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "DISPLAY": desk.display},
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+# --- 我的证书 -----------------------------------------------------------------------
+
+
+@pytest.fixture
+def views(driver: Pkcs11Driver, fixtures: Fixtures) -> list[Any]:
+    return TokenService([ModuleStatus(driver.module_path, "config", driver=driver)]).snapshot()
+
+
+def test_rows_cover_every_object(views: list[Any], fixtures: Fixtures) -> None:
+    now = datetime.now(UTC)
+    rows = mycerts.build_rows(views, now)
+    certs = fixtures.manifest["certificates"]
+    assert len([r for r in rows if r.entry is not None]) == len(certs)
+    kinds = {r.kind for r in rows}
+    assert kinds == {"cert", "unreadable", "no_certificates"}
+    assert len({r.iid for r in rows}) == len(rows)
+    by_sha = {r.entry.model.sha256: r for r in rows if r.kind == "cert"}  # type: ignore[union-attr]
+    sign, enc = (
+        by_sha[fixtures.cert("company_sign")["sha256"]],
+        by_sha[fixtures.cert("company_enc")["sha256"]],
+    )
+    assert sign.values[0].endswith("（签名）") and enc.values[0].endswith("（加密）")
+    assert rows.index(sign) < rows.index(enc)  # the signing certificate first
+    assert by_sha[fixtures.cert("expired")["sha256"]].tag == "expired"
+    assert by_sha[fixtures.cert("expiring")["sha256"]].tag == "urgent"
+
+
+def test_details_name_every_subject_field(views: list[Any], fixtures: Fixtures) -> None:
+    now = datetime.now(UTC)
+    rows = {r.iid: r for r in mycerts.build_rows(views, now)}
+    sm2 = next(
+        r for r in rows.values() if r.entry and r.entry.obj.label == fixtures.cert("sm2")["label"]
+    )
+    lines = mycerts.detail_lines(sm2, now)
+    keys = [k for k, _, _ in lines]
+    model = sm2.entry.model  # type: ignore[union-attr]
+    assert len([k for k in keys if k.startswith("使用者")]) == len(model.subject)
+    values = dict((k, v) for k, v, _ in lines)
+    assert values["SHA-256 指纹 (Thumbprint)"].replace(" ", "") == model.sha256
+    assert "SM2" in values["密钥 (Key)"]
+    assert "签名 (Signing)" in values  # the SM2 note
+    assert values["密码状态 (PIN)"] == "密码正常 (PIN ok)"
+    unreadable = next(r for r in rows.values() if r.kind == "unreadable")
+    assert any(k == "错误 (Error)" for k, _, _ in mycerts.detail_lines(unreadable, now))
+
+
+def test_signature_changes_only_with_what_is_shown(views: list[Any]) -> None:
+    now = datetime.now(UTC)
+    modules: list[ModuleStatus] = []
+    sig = mycerts.signature(views, modules, now)
+    assert mycerts.signature(list(views), modules, now + timedelta(seconds=1)) == sig
+    assert mycerts.signature(views[1:], modules, now) != sig
+    locked = dataclasses.replace(views[0].token, pin_state=PinState.LOCKED)
+    changed = [dataclasses.replace(views[0], token=locked), *views[1:]]
+    assert mycerts.signature(changed, modules, now) != sig
+    fewer = [dataclasses.replace(views[0], certificates=views[0].certificates[1:]), *views[1:]]
+    assert mycerts.signature(fewer, modules, now) != sig
+
+
+def test_poller_reports_failures_and_snapshots(views: list[Any], driver: Pkcs11Driver) -> None:
+    service = TokenService([ModuleStatus(driver.module_path, "config", driver=driver)])
+    snap = mycerts.Poller.take(service)
+    assert isinstance(snap, mycerts.Snapshot) and len(snap.views) == len(views)
+
+    class Broken(TokenService):
+        def snapshot(self) -> list[Any]:
+            raise RuntimeError("boom")
+
+    failed = mycerts.Poller.take(Broken([]))
+    assert isinstance(failed, mycerts.Failure) and not failed.fatal
+
+
+def test_export_helpers(tmp_path: Any) -> None:
+    assert mycerts.export_format("a.der") == "der" and mycerts.export_format("a.CER") == "der"
+    assert mycerts.export_format("a.pem") == "pem" and mycerts.export_format("a.crt") == "pem"
+    assert mycerts.certificate_file(b"\x30\x00", "der") == b"\x30\x00"
+    assert mycerts.certificate_file(b"\x30\x00", "pem").startswith(b"-----BEGIN CERTIFICATE-----")
+    assert mycerts.safe_filename("沧州/测试:公司?") == "沧州_测试_公司_"
+    assert mycerts.safe_filename("..") == "certificate"
+
+
+def test_text_helpers() -> None:
+    assert mycerts.elide("59E23F274FEDEF31185362D0E0A4886D808D84D9") == "59E23F27…84D9"
+    assert mycerts.elide("0B40") == "0B40"
+    assert mycerts.days_text(-3, ExpiryState.EXPIRED).startswith("已过期")
+    assert mycerts.days_text(0, ExpiryState.URGENT).startswith("今天到期")
+    assert mycerts.days_text(12, ExpiryState.WARNING) == "12 天"
+    fitted = mycerts.fit_text(
+        "河北CA测试二级证书 HEBCA Test Issuing CA", 100, lambda s: 10 * len(s)
+    )
+    assert fitted.endswith("…") and len(fitted) <= 10
+    assert mycerts.fit_text("短", 100, lambda s: 10 * len(s)) == "短"
