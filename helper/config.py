@@ -75,6 +75,9 @@ class Config:
     #: per-origin options ({origin: {page_pin, text_encoding, rsa_hash, silent_sign}});
     #: None = the defaults (page_pin for the Cangzhou hall and the demo hall)
     hebca_origins: dict[str, dict[str, object]] | None = None
+    # --- desktop (docs/desktop.md) ---
+    #: what the tray's 证书延期 opens (the Hebei CA's site by default)
+    renewal_url: str = "https://www.hebca.com"
 
 
 _KEYS: dict[str, type | tuple[type, ...]] = {
@@ -82,6 +85,7 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "use_catalog": bool,
     "softhsm2_conf": str,
     "token_timeout": (int, float),
+    "renewal_url": str,
 }
 _BRIDGE_KEYS: dict[str, type | tuple[type, ...]] = {
     "port": int,
@@ -96,6 +100,8 @@ def _check(data: dict[str, Any], path: Path) -> None:
     for key, typ in _KEYS.items():
         if key in data and not isinstance(data[key], typ):
             raise ConfigInvalid(detail=f"{path}: '{key}' has the wrong type")
+    if "renewal_url" in data and not data["renewal_url"].startswith(("https://", "http://")):
+        raise ConfigInvalid(detail=f"{path}: 'renewal_url' must be an http(s):// address")
     if "modules" in data and not all(isinstance(m, str) for m in data["modules"]):
         raise ConfigInvalid(detail=f"{path}: 'modules' must be a list of paths")
     bridge = data.get("bridge", {})
@@ -204,5 +210,6 @@ def load_config(
     cfg.hebca_assistor_version = hebca.get("assistor_version", cfg.hebca_assistor_version)
     if "origins" in hebca:
         cfg.hebca_origins = dict(hebca["origins"])
+    cfg.renewal_url = data.get("renewal_url", cfg.renewal_url)
     cfg.modules += [os.path.abspath(m) for m in (extra_modules or [])]
     return cfg

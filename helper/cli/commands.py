@@ -201,6 +201,23 @@ def cmd_serve(args: argparse.Namespace, config: Config, factory: Factory) -> int
     return 0
 
 
+ALREADY_RUNNING = "证书助手已在运行，已打开「我的证书」 (already running: opened 我的证书)"
+
+
+def cmd_run(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    from helper.daemon import control
+    from helper.daemon.run import run_daemon
+
+    claim = control.claim()  # before anything slow: a second start only says hello
+    if isinstance(claim, control.Running):
+        reply = control.request({"cmd": "show", "window": "mycerts"}, claim.dir)
+        if not reply.get("ok"):
+            raise control.DaemonUnavailable(detail=str(reply.get("error")))
+        print(ALREADY_RUNNING)
+        return 0
+    return run_daemon(config, claim=claim, service_factory=factory)
+
+
 def cmd_demo_hall(args: argparse.Namespace, config: Config, factory: Factory) -> int:
     from helper.demo.hall import run_demo_hall
 
@@ -271,6 +288,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Config, Factory], int]] = {
     "sign": cmd_sign,
     "doctor": cmd_doctor,
     "serve": cmd_serve,
+    "run": cmd_run,
     "demo-hall": cmd_demo_hall,
     "demo": cmd_demo,
     "origins": cmd_origins,

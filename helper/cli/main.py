@@ -83,6 +83,10 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="启动本机服务，供网上大厅调用 (run the localhost bridge)")
     s.add_argument("--port", type=int, help="HTTPS/WSS port (default 17213 or the config's)")
 
+    sub.add_parser(
+        "run", help="启动证书助手：托盘图标 + 本机服务 (the desktop daemon: tray and bridge)"
+    )
+
     s = sub.add_parser("origins", help="网站授权管理 (sites allowed or denied)")
     s.add_argument("action", nargs="?", choices=("list", "revoke"), default="list")
     s.add_argument("origin", nargs="?", help="the origin to revoke, e.g. https://example.cn")

@@ -1,0 +1,209 @@
+"""The daemon in-process: real bridge, control socket and state refresher, with
+a tray double, window double and keys the tests plug and unplug."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drivers.types import PinState
+from helper import __version__
+from helper.cli.commands import ALREADY_RUNNING
+from helper.cli.main import main as cli_main
+from helper.daemon import control
+from helper.daemon.control import DaemonUnavailable
+from helper.ui.launch import Window
+from tests.daemon.conftest import Harness, make_config
+from tests.tray.helpers import token, view
+
+
+def wait_for(cond: Any, timeout: float = 5) -> None:
+    end = time.monotonic() + timeout
+    while not cond() and time.monotonic() < end:
+        time.sleep(0.05)
+
+
+KEY1 = token(serial="2b07c12d5f9ceab8", label="河北CA测试Key1")
+
+
+def expiring_key() -> Any:
+    return view(KEY1, [("沧州市测试科技有限公司", 200), ("沧州市即将到期测试有限公司", 4.5)])
+
+
+def healthy_key() -> Any:
+    return view(KEY1, [("沧州市测试科技有限公司", 200)])
+
+
+def test_state_follows_the_keys(start_daemon: Any) -> None:
+    h: Harness = start_daemon([expiring_key()])
+    reply = h.call({"cmd": "state"})
+    assert reply == {
+        "ok": True,
+        "state": "attention",
+        "tooltip": "证书助手 — 证书「沧州市即将到期测试有限公司」4 天后到期",
+        "reasons": ["证书「沧州市即将到期测试有限公司」4 天后到期"],
+    }
+    assert h.tray.states[-1].status.value == "attention"
+    h.tokens.views = []  # unplugged
+    h.wait_state("no_key")
+    assert h.tray.states[-1].tooltip == "证书助手 — 未检测到 USB Key"
+    h.tokens.views = [healthy_key()]
+    h.wait_state("normal")
+    assert h.tray.apps[0].name == "公积金"
+    assert h.stop() == 0
+
+
+def test_bridge_answers(start_daemon: Any) -> None:
+    h: Harness = start_daemon([healthy_key()])
+    bridge = h.daemon.bridge
+    ctx = ssl.create_default_context(cafile=str(bridge.ca_path))
+    with urllib.request.urlopen(
+        f"https://127.0.0.1:{bridge.port}/v1/ping", context=ctx, timeout=10
+    ) as r:
+        assert json.load(r)["app"] == "certhelper"
+    assert bridge.hebca_port
+    with socket.create_connection(("127.0.0.1", bridge.hebca_port), timeout=5):
+        pass
+    assert h.call({"cmd": "ping"})["version"] == __version__
+    assert h.stop() == 0
+    assert h.tokens.closed and h.windows.closed_all and h.tray.stopped.is_set()
+    assert not (h.cdir / control.SOCKET_NAME).exists()
+
+
+def test_menu_actions(start_daemon: Any, home: Path) -> None:
+    cfg_path = home / "config.toml"
+    cfg_path.write_text('renewal_url = "https://renew.example.cn/"\n', "utf-8")
+    cfg = make_config(path=cfg_path, renewal_url="https://renew.example.cn/")
+    h: Harness = start_daemon([healthy_key()], config=cfg)
+    act = h.tray.on_action
+    act("renew")
+    act("open:http://111.62.46.105:9010/ish/")
+    act("show:mycerts")
+    act("show:changepin")
+    act("show:support")
+    act("show:about")
+    act("show:doctor")
+    opened = h.wait_opened(5)
+    wait_for(lambda: len(h.urls) == 2)  # the browser opens on a thread of its own
+    assert sorted(h.urls) == ["http://111.62.46.105:9010/ish/", "https://renew.example.cn/"]
+    assert [(o.name, o.request, o.args) for o in opened[:4]] == [
+        ("mycerts", None, ()),
+        ("changepin", None, ()),
+        ("notice", {"kind": "support"}, ()),
+        ("notice", {"kind": "about", "version": __version__}, ()),
+    ]
+    assert all(o.env == {"CERTHELPER_CONFIG": str(cfg_path)} for o in opened)
+    doctor = opened[4]
+    assert doctor.name == "notice" and doctor.request["kind"] == "doctor"
+    findings = doctor.request["findings"]
+    assert findings and all(set(f) == {"level", "code", "message", "fix"} for f in findings)
+    assert any(f["code"] == "token" for f in findings)
+    act("quit")
+    h.thread.join(20)
+    assert h.result["code"] == 0
+
+
+def test_control_show_and_errors(start_daemon: Any) -> None:
+    h: Harness = start_daemon([healthy_key()])
+    assert h.call({"cmd": "show", "window": "changepin"}) == {"ok": True}
+    assert h.call({"cmd": "show", "window": "../../evil"}) == {"ok": False, "error": "bad_window"}
+    assert h.call({"cmd": "launch"}) == {"ok": False, "error": "unknown_command"}
+    assert [o.name for o in h.wait_opened(1)] == ["changepin"]
+
+
+def test_second_run_reaches_the_first(
+    start_daemon: Any, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`certhelper run` while one runs: no second daemon, 我的证书 opens in the first."""
+    h: Harness = start_daemon([healthy_key()])
+    assert cli_main(["run"]) == 0
+    assert ALREADY_RUNNING in capsys.readouterr().out
+    assert [(o.name, o.request) for o in h.wait_opened(1)] == [("mycerts", None)]
+    assert h.thread.is_alive()
+    assert h.stop() == 0
+
+
+def test_initial_pin_login(start_daemon: Any) -> None:
+    h: Harness = start_daemon([healthy_key()])
+    h.wait_state("normal")
+    hook = h.daemon.bridge.service.on_initial_pin
+    h.on_loop(lambda: hook(KEY1))
+    reply = h.wait_state("attention")
+    assert reply["reasons"] == ["USB Key「河北CA测试Key1」仍在使用初始密码，请修改"]
+    h.on_loop(lambda: hook(KEY1))  # a second login: no second notice this run
+    notice = h.wait_opened(1)
+    assert [(o.name, o.request) for o in notice] == [
+        (
+            "notice",
+            {"kind": "initial_pin", "token_label": "河北CA测试Key1", "token_serial": KEY1.serial},
+        )
+    ]
+    # 立即修改 → the change-PIN window for that key; a change there clears the flag
+    h.daemon._on_window_exit(Window("notice", notice[0].request, ()), [{"result": "changepin"}], 0)
+    assert (h.windows.opened[-1].name, h.windows.opened[-1].args) == (
+        "changepin",
+        ("--token", KEY1.serial),
+    )
+    h.daemon._on_window_exit(Window("changepin", None, ("--token", KEY1.serial)), [], 1)
+    assert h.call({"cmd": "state"})["state"] == "attention"  # closed without a change
+    h.daemon._on_window_exit(Window("changepin", None, ("--token", KEY1.serial)), [], 0)
+    h.wait_state("normal")
+    assert len([o for o in h.windows.opened if o.name == "notice"]) == 1
+
+
+def test_key_asking_for_a_new_pin(start_daemon: Any) -> None:
+    info = token(serial="77", label="新Key", pin_state=PinState.TO_BE_CHANGED)
+    h: Harness = start_daemon([view(info, [("甲", 200)])])
+    assert h.call({"cmd": "state"})["state"] == "attention"
+    opened = h.wait_opened(1)
+    assert opened[0].request == {
+        "kind": "initial_pin",
+        "token_label": "新Key",
+        "token_serial": "77",
+    }
+
+
+def test_notice_answers(start_daemon: Any) -> None:
+    h: Harness = start_daemon([healthy_key()])
+    d = h.daemon
+    d._on_window_exit(Window("notice", {"kind": "expiry"}, ()), [{"result": "renew"}], 0)
+    d._on_window_exit(Window("notice", {"kind": "support"}, ()), [{"result": "close"}], 0)
+    d._on_window_exit(
+        Window("notice", {"kind": "doctor", "findings": []}, ()), [{"result": "rerun"}], 0
+    )
+    opened = h.wait_opened(1)
+    assert opened[0].request["kind"] == "doctor"
+    wait_for(lambda: bool(h.urls))
+    assert h.urls == [d.config.renewal_url] == ["https://www.hebca.com"]
+
+
+def test_no_tray_possible_keeps_serving(start_daemon: Any) -> None:
+    def no_tray(**_kw: Any) -> Any:
+        raise RuntimeError("no display")
+
+    h: Harness = start_daemon([healthy_key()], tray_factory=no_tray, wait=False)
+    h.wait_state("normal", timeout=30)
+    assert h.daemon.tray is None
+    assert h.stop() == 0
+
+
+def test_port_in_use_is_a_clear_error(start_daemon: Any) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        h: Harness = start_daemon([healthy_key()], config=make_config(bridge_port=port), wait=False)
+        h.thread.join(30)
+    err = h.result["error"]
+    assert isinstance(err, DaemonUnavailable) and str(port) in str(err)
+    assert h.tokens.closed
+    again = control.claim()  # the endpoint was given back
+    assert isinstance(again, control.Claim)
+    again.close()
