@@ -9,9 +9,11 @@ PY     := $(VENV)/bin/python
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages the helper needs at run time, and those the tests add.
-APT_RUNTIME := softhsm2 opensc openssl libnss3-tools python3-tk fonts-noto-cjk
+APT_RUNTIME := softhsm2 opensc openssl libnss3-tools python3-tk fonts-noto-cjk \
+               gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 \
+               libgirepository1.0-dev libcairo2-dev pkg-config gcc python3-dev
 # real windows under Xvfb, and Debian's Chromium for the browser tests (never a downloaded one)
-APT_TEST    := xvfb xdotool x11-utils imagemagick chromium
+APT_TEST    := xvfb xdotool x11-utils imagemagick chromium trayer dbus
 
 .PHONY: demo test deps venv venv-test demo-token lint bench clean help
 
@@ -38,11 +40,15 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 
+# The tray's GTK backend needs PyGObject, built against Debian 12's libraries
+# (PyGObject < 3.51: later releases need girepository-2.0). Without it the
+# tray falls back to pystray's Xorg backend, which has no menu.
 venv: deps $(PY)
 	$(PY) -m pip install -q -e .
+	$(PY) -m pip install -q -e '.[tray]' || echo "no PyGObject: the tray falls back to Xorg (no menu)"
 
 venv-test: deps $(PY)
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,tray]'
 
 # The demo token lives in the user's data dir; it is built once and kept.
 demo-token: venv
@@ -61,6 +67,7 @@ test: venv-test lint
 
 bench: venv-test
 	$(PY) tests/bench/bench_driver.py
+	$(PY) tests/bench/bench_bridge.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build dist

@@ -23,6 +23,7 @@ import threading
 import time
 import webbrowser
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any, Protocol
 
 from drivers.errors import CertHelperError
@@ -32,6 +33,7 @@ from helper.apps import Category, load_apps
 from helper.bridge.app import BackgroundSettings
 from helper.config import ENV_CONFIG, Config
 from helper.daemon.control import Claim, DaemonUnavailable
+from helper.services.alerts import AlertScheduler, default_state_path, notification_text
 from helper.services.tokens import CertEntry, TokenService, TokenView
 from helper.tray.menu import (
     QUIT,
@@ -88,8 +90,10 @@ class Daemon:
         state_interval: float = STATE_INTERVAL,
         hotplug_interval: float = 1.0,
         bridge_options: dict[str, Any] | None = None,
+        alerts_path: Path | None = None,
     ) -> None:
         self.config = config
+        self._alerts_path = alerts_path  # tests: somewhere in tmp; else the data dir
         self.claim = claim
         self._tray_factory = tray_factory
         self._prompter = prompter
@@ -120,6 +124,10 @@ class Daemon:
         self._initial_pin: set[str] = set()
         self._initial_pin_told: set[str] = set()
         self._entries: list[CertEntry] | None = None
+        # expiry alerts (created once the tokens' clock is known)
+        self._alerts: AlertScheduler | None = None
+        self._alert_keys: frozenset[tuple[str, str]] = frozenset()
+        self._alerts_checked = 0.0
         self._entries_at = 0.0
         self._token_key: frozenset[tuple[str, str]] | None = None
 
@@ -250,6 +258,7 @@ class Daemon:
             self._ready.set()
             return
         self.bridge.service.on_initial_pin = self._on_initial_pin
+        self._alerts = AlertScheduler(self._alerts_path or default_state_path(), self.tokens.clock)
         refresher: asyncio.Task[None] | None = None
         try:
             try:
@@ -319,6 +328,7 @@ class Daemon:
         for t in infos:
             if t.pin_state is PinState.TO_BE_CHANGED:
                 self._tell_initial_pin(t)
+        self._check_alerts(key)
         self._publish(compute_state(views, self.tokens.clock(), initial_pin=self._initial_pin))
 
     def _publish(self, state: TrayState) -> None:
@@ -329,6 +339,32 @@ class Daemon:
         tray = self.tray
         if tray is not None:
             tray.set_state(state)
+
+    # --- expiry alerts ---------------------------------------------------------------
+
+    def _check_alerts(self, key: frozenset[tuple[str, str]]) -> None:
+        """At start, when a key is inserted, and every CHECK_INTERVAL: announce each
+        threshold (30/7/1 days, expired) once per certificate (docs/desktop.md)."""
+        if self._alerts is None or self._entries is None:
+            return
+        inserted = bool(key - self._alert_keys)
+        self._alert_keys = key
+        interval = AlertScheduler.CHECK_INTERVAL.total_seconds()
+        if not inserted and time.monotonic() - self._alerts_checked < interval:
+            return
+        self._alerts_checked = time.monotonic()
+        due = self._alerts.due(self._entries)
+        if not due:
+            return
+        from helper.ui.notice import expiry_request  # (Tk-free, but keep the daemon lean)
+
+        self.open_window("notice", expiry_request(due, self.config.renewal_url))
+        title, message = notification_text(due)
+        tray = self.tray
+        if tray is not None and hasattr(tray, "notify"):
+            with contextlib.suppress(Exception):  # not every backend notifies
+                tray.notify(title, message)
+        self._alerts.mark(due)  # announced once, even if the window is closed unread
 
     # --- initial PIN -----------------------------------------------------------------
 

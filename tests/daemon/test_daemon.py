@@ -207,3 +207,37 @@ def test_port_in_use_is_a_clear_error(start_daemon: Any) -> None:
     again = control.claim()  # the endpoint was given back
     assert isinstance(again, control.Claim)
     again.close()
+
+
+def _expiry_notices(h: Harness) -> list[Any]:
+    return [
+        o
+        for o in h.windows.opened
+        if o.name == "notice" and (o.request or {}).get("kind") == "expiry"
+    ]
+
+
+def test_expiry_alerts_once_per_threshold(start_daemon: Any, home: Path) -> None:
+    """At start the 4-day certificate is announced (threshold 7, once); a restart
+    with the same state file says nothing new; a key inserted later is checked."""
+    state = home / "alerts.json"
+    h: Harness = start_daemon([healthy_key()], alerts_path=state)
+    h.wait_state("normal")
+    assert _expiry_notices(h) == []
+    h.tokens.views = [expiring_key()]  # a key with an expiring certificate is inserted
+    h.tokens.views[0] = view(
+        token(serial="feedfacecafe0001", label="河北CA测试Key9"),
+        [("沧州市即将到期测试有限公司", 4.5)],
+    )
+    h.wait_state("attention")
+    wait_for(lambda: _expiry_notices(h))
+    (notice,) = _expiry_notices(h)
+    assert notice.request["renewal_url"] == "https://www.hebca.com"
+    (alert,) = notice.request["alerts"]
+    assert alert["threshold"] == "7" and "沧州市即将到期测试有限公司" in alert["message"]
+    assert h.stop() == 0
+    h2: Harness = start_daemon(list(h.tokens.views), alerts_path=state)
+    h2.wait_state("attention")
+    time.sleep(0.6)  # a few refreshes
+    assert _expiry_notices(h2) == []  # announced once, remembered across runs
+    assert h2.stop() == 0
