@@ -105,16 +105,22 @@ async def start_bridge(
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     hosts = [h for h in LOOPBACK if h != "::1" or ipv6_loopback_available()]
-    bound = await _listen(runner, hosts, config.bridge_port if port is None else port, ssl_ctx)
-    bridge = RunningBridge(runner, bound, hosts, ca_path, service)
-    if hebca_port is not None:
-        from helper.bridge.hebca.endpoint import create_hebca_app
-        from helper.bridge.hebca.settings import settings_from_config
+    bridge = RunningBridge(runner, 0, hosts, ca_path, service)
+    try:
+        bridge.port = await _listen(
+            runner, hosts, config.bridge_port if port is None else port, ssl_ctx
+        )
+        if hebca_port is not None:
+            from helper.bridge.hebca.endpoint import create_hebca_app
+            from helper.bridge.hebca.settings import settings_from_config
 
-        hebca_app = create_hebca_app(service, policy, consent, settings_from_config(config))
-        bridge.hebca_runner = web.AppRunner(hebca_app, access_log=None, shutdown_timeout=2.0)
-        await bridge.hebca_runner.setup()
-        bridge.hebca_port = await _listen(bridge.hebca_runner, hosts, hebca_port, None)
+            hebca_app = create_hebca_app(service, policy, consent, settings_from_config(config))
+            bridge.hebca_runner = web.AppRunner(hebca_app, access_log=None, shutdown_timeout=2.0)
+            await bridge.hebca_runner.setup()
+            bridge.hebca_port = await _listen(bridge.hebca_runner, hosts, hebca_port, None)
+    except BaseException:
+        await bridge.stop()  # a port in use must not leave sites and background jobs behind
+        raise
     return bridge
 
 

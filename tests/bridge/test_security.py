@@ -482,3 +482,36 @@ def test_unexpected_errors_keep_the_request_id(driver, fixtures, state, monkeypa
             await ws.close()
 
     run(go())
+
+
+def test_port_in_use_leaves_nothing_running(driver, fixtures, state, tmp_path) -> None:
+    import ssl
+
+    from helper.bridge.server import start_bridge
+    from helper.config import Config
+    from helper.services.tokens import ModuleStatus
+    from tests.bridge.conftest import SharedTokens
+
+    async def go() -> None:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(*_self_signed(tmp_path))
+        tokens = SharedTokens([ModuleStatus(driver.module_path, "config", driver=driver)])
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen()
+            taken = busy.getsockname()[1]
+            before = len(asyncio.all_tasks())
+            with pytest.raises(OSError):
+                await start_bridge(
+                    Config(),
+                    tokens=tokens,
+                    prompter=ScriptedPrompter(),
+                    state_dir=state,
+                    ssl_ctx=ctx,
+                    port=0,
+                    hebca_port=taken,
+                )
+            await asyncio.sleep(0.1)
+            assert len(asyncio.all_tasks()) == before  # no background jobs left behind
+
+    run(go())
