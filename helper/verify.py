@@ -553,6 +553,22 @@ def _check_chain(
 # --- the verifier --------------------------------------------------------------
 
 
+def _identity(model: CertificateModel, algorithm: str, origin: str) -> Identity:
+    return Identity(
+        subject=tuple(model.subject),
+        subject_cn=model.subject_cn,
+        subject_dn=model.subject_dn,
+        serial_hex=model.serial_hex,
+        hebca_unique_id=model.hebca_unique_id,
+        sha256=model.sha256,
+        not_after=model.not_after,
+        issuer_dn=model.issuer_dn,
+        certificate_der=model.der,
+        algorithm=algorithm,
+        origin=origin,
+    )
+
+
 def verify_auth_token(
     token: dict[str, Any] | str | bytes,
     challenge: str,
@@ -590,19 +606,7 @@ def verify_auth_token(
     _check_leaf_validity(model, when)
     _check_chain(cert, anchors, chain_certs, when)
     _check_key_usage(model, cert, wanted_usage)
-    return Identity(
-        subject=tuple(model.subject),
-        subject_cn=model.subject_cn,
-        subject_dn=model.subject_dn,
-        serial_hex=model.serial_hex,
-        hebca_unique_id=model.hebca_unique_id,
-        sha256=model.sha256,
-        not_after=model.not_after,
-        issuer_dn=model.issuer_dn,
-        certificate_der=model.der,
-        algorithm=parsed.algorithm,
-        origin=origin,
-    )
+    return _identity(model, parsed.algorithm, origin)
 
 
 def verify_legacy_signature(
@@ -651,16 +655,4 @@ def verify_legacy_signature(
     _check_leaf_validity(model, when)
     _check_chain(cert, anchors, chain_certs, when)
     _check_key_usage(model, cert, wanted_usage)
-    return Identity(
-        subject=tuple(model.subject),
-        subject_cn=model.subject_cn,
-        subject_dn=model.subject_dn,
-        serial_hex=model.serial_hex,
-        hebca_unique_id=model.hebca_unique_id,
-        sha256=model.sha256,
-        not_after=model.not_after,
-        issuer_dn=model.issuer_dn,
-        certificate_der=model.der,
-        algorithm=algorithm,
-        origin="",
-    )
+    return _identity(model, algorithm, "")

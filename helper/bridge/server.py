@@ -186,13 +186,18 @@ async def serve_forever(config: Config, tokens: TokenService, prompter: Prompter
         print(f"兼容接口 (HEBCA endpoint): ws://localhost:{bridge.hebca_port}/test", flush=True)
     if bridge.ca_path:
         print(f"本机 CA 证书 (local CA to trust in browsers): {bridge.ca_path}", flush=True)
+    try:
+        await wait_for_signal()
+    finally:
+        await bridge.stop()
+        tokens.close()
+
+
+async def wait_for_signal() -> None:
+    """Until SIGINT or SIGTERM (Ctrl+C, or the session ending)."""
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await bridge.stop()
-        tokens.close()
+    await stop.wait()

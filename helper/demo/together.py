@@ -4,15 +4,12 @@ modern one (/ish/) and the legacy one (/ish/legacy)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
-import signal
 import webbrowser
 
 from aiohttp import web
 
-from helper.bridge.server import start_bridge
+from helper.bridge.server import start_bridge, wait_for_signal
 from helper.config import Config
 from helper.demo.hall import BASE, _demo_ca_files, create_hall_app, split_ca_certificates
 from helper.services.prompts import Prompter
@@ -60,13 +57,8 @@ async def run_demo(
     print("演示 Key 密码 (demo PIN): 123456 — Ctrl+C 退出 (quit)", flush=True)
     if open_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
         webbrowser.open(url)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError):
-            loop.add_signal_handler(sig, stop.set)
     try:
-        await stop.wait()
+        await wait_for_signal()
     finally:
         await runner.cleanup()
         await bridge.stop()

@@ -706,8 +706,13 @@ def _open(factory: Callable[[], Dialog]) -> dict[str, Any]:
     return dialog.show()
 
 
-def main(stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
-    """Read one request line, run the dialog, write one result line."""
+def serve_one(
+    handle: Callable[[Any], dict[str, Any]],
+    stdin: TextIO | None = None,
+    stdout: TextIO | None = None,
+) -> int:
+    """The child side of the protocol: read one request line, answer one result
+    line (an error result rather than silence, whatever goes wrong)."""
     out = stdout or sys.stdout
     try:
         if stdin is not None:
@@ -720,7 +725,7 @@ def main(stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
             data = json.loads(line)
         except ValueError as exc:
             raise BadRequest("the request is not JSON") from exc
-        result = run_request(data)
+        result = handle(data)
     except BadRequest as exc:
         result = {"result": "error", "detail": f"bad_request: {exc}"}
     except Exception as exc:  # a UI bug must still answer the parent
@@ -732,3 +737,8 @@ def main(stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     except (OSError, ValueError):
         return 1
     return 0
+
+
+def main(stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
+    """Read one request line, run the dialog, write one result line."""
+    return serve_one(run_request, stdin, stdout)

@@ -53,7 +53,7 @@ from helper.ui.dialogs import (
     Dialog,
     _open,
     parse_timeout,
-    report_exception,
+    serve_one,
 )
 from helper.ui.style import (
     AMBER,
@@ -682,30 +682,7 @@ def run_request(data: Any) -> dict[str, Any]:
 
 def main(stdin: TextIO | None = None, stdout: TextIO | None = None) -> int:
     """Read one request line, show the notice, write one result line."""
-    out = stdout or sys.stdout
-    try:
-        if stdin is not None:
-            line = stdin.readline()
-        else:
-            line = sys.stdin.buffer.readline().decode("utf-8")
-        if not line.strip():
-            raise BadRequest("no request")
-        try:
-            data = json.loads(line)
-        except ValueError as exc:
-            raise BadRequest("the request is not JSON") from exc
-        result = run_request(data)
-    except BadRequest as exc:
-        result = {"result": "error", "detail": f"bad_request: {exc}"}
-    except Exception as exc:  # a UI bug must still answer the parent
-        report_exception(type(exc), exc.__traceback__)
-        result = {"result": "error", "detail": f"internal: {type(exc).__name__}"}
-    try:
-        out.write(json.dumps(result) + "\n")
-        out.flush()
-    except (OSError, ValueError):
-        return 1
-    return 0
+    return serve_one(run_request, stdin, stdout)
 
 
 # --- the daemon's side ----------------------------------------------------------
