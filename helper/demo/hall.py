@@ -480,7 +480,9 @@ async def api_challenge(request: web.Request) -> web.StreamResponse:
     return response
 
 
-async def api_login(request: web.Request) -> web.StreamResponse:
+async def _login_request(request: web.Request, challenge_attr: str) -> Any:
+    """The checks both logins share: JSON only, our own Origin, a session with an
+    outstanding challenge. Returns (hall, session, body) or the error response."""
     hall = request.app[HALL_KEY]
     if request.content_type != "application/json":
         return _error(415, "unsupported_media_type", "请求格式错误：只接受 JSON 格式的数据")
@@ -488,12 +490,20 @@ async def api_login(request: web.Request) -> web.StreamResponse:
     if sent_origin is not None and sent_origin != hall.origin:
         return _error(403, "bad_origin", "请求来源不正确，已拒绝")
     session = hall.session(request)
-    if session is None or session.challenge is None:
+    if session is None or getattr(session, challenge_attr) is None:
         return _error(400, "no_challenge", "登录已失效，请刷新页面后重新登录")
     try:
         body = await request.json()
     except (ValueError, UnicodeDecodeError):
         return _error(400, "bad_request", "请求格式错误")
+    return hall, session, body
+
+
+async def api_login(request: web.Request) -> web.StreamResponse:
+    checked = await _login_request(request, "challenge")
+    if isinstance(checked, web.Response):
+        return checked
+    hall, session, body = checked
     token = body.get("token") if isinstance(body, dict) else None
     if isinstance(token, str):
         try:
@@ -595,19 +605,10 @@ async def api_legacy_login(request: web.Request) -> web.StreamResponse:
 
     The challenge checked is the one stored for this session; a ``challenge`` sent along
     must be that one. It is consumed by the first attempt, whatever its outcome."""
-    hall = request.app[HALL_KEY]
-    if request.content_type != "application/json":
-        return _error(415, "unsupported_media_type", "请求格式错误：只接受 JSON 格式的数据")
-    sent_origin = request.headers.get("Origin")
-    if sent_origin is not None and sent_origin != hall.origin:
-        return _error(403, "bad_origin", "请求来源不正确，已拒绝")
-    session = hall.session(request)
-    if session is None or session.legacy_challenge is None:
-        return _error(400, "no_challenge", "登录已失效，请刷新页面后重新登录")
-    try:
-        body = await request.json()
-    except (ValueError, UnicodeDecodeError):
-        return _error(400, "bad_request", "请求格式错误")
+    checked = await _login_request(request, "legacy_challenge")
+    if isinstance(checked, web.Response):
+        return checked
+    hall, session, body = checked
     if not isinstance(body, dict):
         return _error(400, "bad_request", "请求格式错误")
     cert_b64, sig_b64, sent = body.get("cert"), body.get("signature"), body.get("challenge")
