@@ -10,6 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 # Debian packages the helper needs at run time, and those the tests add.
 APT_RUNTIME := softhsm2 opensc openssl libnss3-tools python3-tk fonts-noto-cjk \
+               xdg-utils desktop-file-utils \
                gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 \
                libgirepository1.0-dev libcairo2-dev pkg-config gcc python3-dev
 # real windows under Xvfb, and Debian's Chromium for the browser tests (never a downloaded one)

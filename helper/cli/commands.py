@@ -281,6 +281,24 @@ def cmd_audit(args: argparse.Namespace, config: Config, factory: Factory) -> int
     return 0 if ok else 1
 
 
+def cmd_install(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    from installer.install import install, uninstall
+
+    if args.command == "install":
+        report = install(config, system=args.system, dry_run=args.dry_run)
+    else:
+        report = uninstall(config, system=args.system)
+    print(report.text())
+    return 0 if report.ok else 1
+
+
+def cmd_open_url(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    from installer.open_url import open_url
+
+    print(open_url(args.url))
+    return 0
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace, Config, Factory], int]] = {
     "list": cmd_list,
     "show": cmd_show,
@@ -293,4 +311,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Config, Factory], int]] = {
     "demo": cmd_demo,
     "origins": cmd_origins,
     "audit": cmd_audit,
+    "install": cmd_install,
+    "uninstall": cmd_install,
+    "open-url": cmd_open_url,
 }

@@ -112,6 +112,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("audit", help="审计日志 (audit log)")
     s.add_argument("action", choices=("verify", "show"))
+
+    s = sub.add_parser("install", help="安装：自启动、网址协议、本机证书信任 (desktop integration)")
+    s.add_argument("--system", action="store_true", help="也加入系统信任库 (root: system trust)")
+    s.add_argument("--dry-run", action="store_true", help="只显示将做什么 (change nothing)")
+
+    s = sub.add_parser("uninstall", help="卸载 install 添加的内容 (undo certhelper install)")
+    s.add_argument("--system", action="store_true", help="也移除系统信任库中的 CA (root)")
+
+    s = sub.add_parser("open-url", help="打开 P11:// 或 certhelper:// 链接 (URL scheme handler)")
+    s.add_argument("url", metavar="URL")
     return p
 
 

@@ -1,32 +1,38 @@
 """``certhelper doctor``: what is wrong and what to do about it.
 
 The doctor only reads: it never tries a PIN and never writes to a token. PIN
-states come from the token flags alone.
+states come from the token flags alone. The machine checks (daemon, TLS, NSS,
+autostart, URL schemes, browser policy, USB keys) live in
+``helper.services.doctor_checks`` and read the machine through a
+:class:`DoctorEnv`, so tests can point them at fake trees. See docs/doctor.md.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
-from typing import Literal
+import logging
+from collections.abc import Callable
 
 from drivers.types import PinState
 from helper.config import Config
 from helper.domain.expiry import ExpiryState
+from helper.services.doctor_checks import (
+    DoctorEnv,
+    Finding,
+    Level,
+    autostart_findings,
+    daemon_findings,
+    nss_findings,
+    policy_findings,
+    scheme_findings,
+    tls_findings,
+    usb_findings,
+)
 from helper.services.tokens import TokenService
 
-Level = Literal["ok", "warning", "error"]
+__all__ = ["DoctorEnv", "Finding", "Level", "run_doctor"]
+
+log = logging.getLogger(__name__)
 RENEW_HINT = "请到河北CA网站办理证书延期 (renew online: 老用户延期 → 点此延长有效期)"
-
-
-@dataclass(frozen=True)
-class Finding:
-    level: Level
-    code: str
-    message: str
-    fix: str = ""
-
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
 
 
 def _config_findings(config: Config) -> list[Finding]:
@@ -158,5 +164,43 @@ def _token_findings(service: TokenService) -> list[Finding]:
     return out
 
 
-def run_doctor(config: Config, service: TokenService) -> list[Finding]:
-    return _config_findings(config) + _module_findings(service) + _token_findings(service)
+Check = Callable[[Config, DoctorEnv], list[Finding]]
+#: the machine checks, in the order they are shown (docs/doctor.md)
+MACHINE_CHECKS: tuple[tuple[str, Check], ...] = (
+    ("daemon", daemon_findings),
+    ("tls", tls_findings),
+    ("nss", nss_findings),
+    ("autostart", autostart_findings),
+    ("url_schemes", scheme_findings),
+    ("browser_policy", policy_findings),
+)
+
+
+def _guarded(name: str, check: Check, config: Config, env: DoctorEnv) -> list[Finding]:
+    """A broken check says so instead of hiding every other finding."""
+    try:
+        return check(config, env)
+    except Exception as exc:  # the doctor must always finish
+        log.exception("doctor check %s failed", name)
+        return [
+            Finding(
+                "warning",
+                "check_failed",
+                f"检查「{name}」未能完成 (check {name} failed: {type(exc).__name__}: {exc})",
+                "请把 certhelper doctor 的输出发给技术支持 (send this output to support)",
+            )
+        ]
+
+
+def run_doctor(
+    config: Config, service: TokenService, *, env: DoctorEnv | None = None
+) -> list[Finding]:
+    """Every finding, read-only. ``env`` defaults to the real machine."""
+    env = DoctorEnv.default() if env is None else env
+    out = _config_findings(config)
+    for name, check in MACHINE_CHECKS:
+        out += _guarded(name, check, config, env)
+    out += _module_findings(service)
+    out += _guarded("usb", usb_findings, config, env)
+    out += _token_findings(service)
+    return out

@@ -1,0 +1,245 @@
+"""The local TLS identity (<data dir>/tls) and its trust in the user's NSS database.
+
+Read-only: unlike ``helper.bridge.tls.ensure_identity`` this never creates,
+renews or touches the keyring; key protection is read from the PEM header.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
+
+from helper.config import Config
+from helper.services.doctor_checks.base import DoctorEnv, Finding
+
+INSTALL_FIX = "运行 certhelper install (run `certhelper install`)"
+#: the leaf is renewed when fewer than this remain (helper.bridge.tls.RENEW_BEFORE)
+MIN_LEFT = timedelta(days=10)
+#: nicknames the installer gives the CA in NSS (and the CA's own CN)
+NICKNAME_PREFIXES = ("certhelper local ca", "证书助手本机 ca")
+_DER = Encoding.DER
+_PEM = re.compile(rb"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----", re.S)
+_TRUST_LINE = re.compile(r"^(?P<nick>.*?)\s+(?P<trust>[A-Za-z]*,[A-Za-z]*,[A-Za-z]*)\s*$")
+
+
+def _load(path: Path) -> x509.Certificate:
+    return x509.load_pem_x509_certificate(path.read_bytes())
+
+
+def load_ca(env: DoctorEnv) -> x509.Certificate | None:
+    try:
+        return _load(env.tls_dir / "ca.pem")
+    except (OSError, ValueError):
+        return None
+
+
+def key_protection(key_file: Path) -> str | None:
+    """ "keyring" (encrypted PKCS#8), "file" (unencrypted) or None (unreadable)."""
+    try:
+        head = key_file.read_bytes()[:200]
+    except OSError:
+        return None
+    if b"BEGIN ENCRYPTED PRIVATE KEY" in head:
+        return "keyring"
+    if b"PRIVATE KEY" in head:
+        return "file"
+    return None
+
+
+def tls_findings(config: Config, env: DoctorEnv) -> list[Finding]:
+    d = env.tls_dir
+    ca_path, leaf_path = d / "ca.pem", d / "leaf.pem"
+    if not ca_path.exists() and not leaf_path.exists():
+        return [
+            Finding(
+                "warning",
+                "tls_missing",
+                f"尚未生成本机 HTTPS 证书 (no local TLS certificate yet: {d})",
+                "运行 certhelper install，或启动一次 certhelper run 自动生成 "
+                "(run `certhelper install`, or start `certhelper run` once)",
+            )
+        ]
+    try:
+        ca = _load(ca_path)
+        leaf = _load(leaf_path)
+    except (OSError, ValueError) as exc:
+        return [
+            Finding(
+                "error",
+                "tls_unreadable",
+                f"本机 HTTPS 证书无法读取 (TLS files unreadable): {exc}",
+                "重启证书助手会重新生成 (restart `certhelper run`; it regenerates them), "
+                "然后运行 certhelper install (then run `certhelper install`)",
+            )
+        ]
+    out: list[Finding] = []
+    now = env.now()
+    left = leaf.not_valid_after_utc - now
+    chained = leaf.issuer == ca.subject
+    if chained:
+        try:
+            leaf.verify_directly_issued_by(ca)
+        except Exception:  # wrong key type, bad signature
+            chained = False
+    if not chained:
+        out.append(
+            Finding(
+                "error",
+                "tls_leaf_not_chained",
+                "本机 HTTPS 证书不是由本机 CA 签发 (leaf.pem does not chain to ca.pem)",
+                "删除 tls 目录后重启证书助手并运行 certhelper install "
+                f"(remove {d}, restart the daemon, run `certhelper install`)",
+            )
+        )
+    elif leaf.not_valid_before_utc > now or left < MIN_LEFT:
+        days = left.days
+        out.append(
+            Finding(
+                "warning" if days >= 0 else "error",
+                "tls_leaf_expiring" if days >= 0 else "tls_leaf_expired",
+                f"本机 HTTPS 证书 {days} 天后到期或尚未生效 (leaf valid for {days} days)",
+                "重启证书助手即自动续期 (restart `certhelper run`; it renews the leaf)",
+            )
+        )
+    else:
+        out.append(
+            Finding("ok", "tls_leaf_ok", f"本机 HTTPS 证书有效，还剩 {left.days} 天 (TLS leaf OK)")
+        )
+    out += _key_findings(d)
+    return out
+
+
+def _key_findings(d: Path) -> list[Finding]:
+    out = []
+    kinds = {key_protection(d / name) for name in ("leaf.key", "ca.key")}
+    if "file" in kinds:
+        out.append(
+            Finding(
+                "warning",
+                "tls_key_unencrypted",
+                "没有可用的系统密钥环，本机 HTTPS 私钥以未加密文件保存（仅本用户可读） "
+                "(no keyring: the TLS keys are unencrypted, user-only files)",
+                "安装并解锁系统密钥环 (如 gnome-keyring)，然后删除 tls 目录并重启证书助手 "
+                f"(install/unlock a keyring, remove {d} and restart the daemon)",
+            )
+        )
+    for name in ("leaf.key", "ca.key"):
+        p = d / name
+        try:
+            mode = p.stat().st_mode
+        except OSError:
+            continue
+        if mode & 0o077:
+            out.append(
+                Finding(
+                    "error",
+                    "tls_key_permissions",
+                    f"私钥文件其他用户可读 (other users can read {p})",
+                    f"chmod 600 {p}",
+                )
+            )
+    return out
+
+
+def _fingerprint(der: bytes) -> str:
+    h = hashes.Hash(hashes.SHA256())
+    h.update(der)
+    return h.finalize().hex()
+
+
+def nss_findings(config: Config, env: DoctorEnv) -> list[Finding]:
+    """Is ca.pem trusted for TLS in ~/.pki/nssdb (Chrome/Chromium on Linux)?"""
+    if not env.is_linux:
+        return []
+    ca = load_ca(env)
+    if ca is None:
+        return []  # tls_findings already says what to do
+    db = env.nssdb
+    if not (db / "cert9.db").exists():
+        return [
+            Finding(
+                "warning",
+                "nss_missing",
+                f"浏览器证书库不存在，浏览器不信任本机证书 (no NSS database at {db})",
+                INSTALL_FIX,
+            )
+        ]
+    listing = env.query("certutil", "-L", "-d", f"sql:{db}")
+    if listing is None:
+        return [
+            Finding(
+                "warning",
+                "nss_unchecked",
+                "无法检查浏览器是否信任本机证书：缺少 certutil "
+                "(certutil missing: cannot check the NSS database)",
+                "sudo apt install libnss3-tools，然后运行 certhelper install "
+                "(install libnss3-tools, then run `certhelper install`)",
+            )
+        ]
+    rc, text = listing
+    want = _fingerprint(ca.public_bytes(_DER))
+    stale = False
+    for nick, trust in _nicknames(text if rc == 0 else ""):
+        got = env.query("certutil", "-L", "-d", f"sql:{db}", "-n", nick, "-a")
+        if got is None or got[0] != 0:
+            continue
+        prints = {_fingerprint(_pem_der(m)) for m in _PEM.findall(got[1].encode())}
+        if want in prints:
+            if "C" in trust.split(",")[0]:
+                return [
+                    Finding(
+                        "ok",
+                        "nss_trusted",
+                        f"浏览器证书库信任本机 CA (NSS trusts the local CA as “{nick}”)",
+                    )
+                ]
+            return [
+                Finding(
+                    "warning",
+                    "nss_not_trusted",
+                    f"本机 CA 在浏览器证书库中但未被信任 (in NSS as “{nick}” without trust)",
+                    INSTALL_FIX,
+                )
+            ]
+        if nick.lower().startswith(NICKNAME_PREFIXES):
+            stale = True
+    if stale:
+        return [
+            Finding(
+                "warning",
+                "nss_stale_ca",
+                "浏览器证书库中是旧的本机 CA，当前证书未被信任 "
+                "(NSS holds an older certhelper CA, not the current one)",
+                INSTALL_FIX,
+            )
+        ]
+    return [
+        Finding(
+            "warning",
+            "nss_not_trusted",
+            "浏览器 (Chrome/Chromium) 不信任本机 HTTPS 证书，网页连接会失败 "
+            "(the local CA is not in the user's NSS database)",
+            INSTALL_FIX,
+        )
+    ]
+
+
+def _nicknames(text: str) -> list[tuple[str, str]]:
+    out = []
+    for line in text.splitlines():
+        m = _TRUST_LINE.match(line)
+        if not m or not m["nick"].strip() or m["nick"].startswith("Certificate Nickname"):
+            continue
+        out.append((m["nick"].strip(), m["trust"]))
+    # our own nicknames first, so the usual case asks certutil once
+    out.sort(key=lambda p: not p[0].lower().startswith(NICKNAME_PREFIXES))
+    return out
+
+
+def _pem_der(pem: bytes) -> bytes:
+    return x509.load_pem_x509_certificate(pem).public_bytes(_DER)

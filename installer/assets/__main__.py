@@ -1,0 +1,5 @@
+import sys
+
+from installer.assets.generate import main
+
+sys.exit(main())

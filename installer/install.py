@@ -1,0 +1,85 @@
+"""``certhelper install`` / ``certhelper uninstall`` (overview in installer/__init__.py).
+
+User level by default: autostart entry, URL scheme handler and its xdg-mime defaults,
+the local CA in the user's NSS databases. ``--system`` (root) also puts the CA in the
+system trust store. Every change is recorded in the manifest (installer/manifest.py);
+``uninstall`` undoes exactly those. Running ``install`` twice changes nothing the
+second time.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from helper.config import Config
+from installer import autostart, nss, paths, schemes, system_trust
+from installer import manifest as manifest_mod
+from installer.report import Report, Step
+
+TLS_NAME = "本机 TLS 证书 TLS identity"
+
+
+def _identity(report: Report, *, dry_run: bool) -> Path | None:
+    ca = paths.tls_dir() / "ca.pem"
+    if dry_run:
+        status = "exists" if ca.exists() else "done"
+        report.add(Step(TLS_NAME, status, str(ca)))
+        return ca if ca.exists() else None
+    from helper.bridge.tls import ensure_identity
+
+    identity = ensure_identity(paths.tls_dir())
+    report.add(Step(TLS_NAME, "done" if identity.created else "exists", str(ca)))
+    return identity.paths.ca_cert
+
+
+def install(config: Config | None = None, *, system: bool = False, dry_run: bool = False) -> Report:
+    report = Report("install", dry_run=dry_run)
+    manifest = manifest_mod.load()
+    ca_pem = _identity(report, dry_run=dry_run)
+    report.add(autostart.install(manifest, dry_run=dry_run))
+    report.extend(schemes.install(manifest, dry_run=dry_run))
+    if ca_pem is not None:
+        report.extend(nss.install(ca_pem, manifest, dry_run=dry_run))
+    else:
+        report.add(Step("信任本机 CA trust local CA", "done", "新证书 (the new CA)"))
+    if system:
+        if ca_pem is not None:
+            report.add(system_trust.install(ca_pem, manifest, dry_run=dry_run))
+        else:
+            report.add(Step(system_trust.NAME, "done", str(paths.system_ca_file())))
+    if not dry_run:
+        manifest_mod.save(manifest)
+    return report
+
+
+def uninstall(
+    config: Config | None = None, *, system: bool = False, dry_run: bool = False
+) -> Report:
+    report = Report("uninstall", dry_run=dry_run)
+    manifest = manifest_mod.load()
+    if manifest.is_empty():
+        report.add(Step("卸载 uninstall", "skipped", "未安装 nothing was installed"))
+        return report
+    report.add(autostart.uninstall(manifest, dry_run=dry_run))
+    report.extend(schemes.uninstall(manifest, dry_run=dry_run))
+    report.extend(nss.uninstall(manifest, dry_run=dry_run))
+    if manifest.system:
+        if system:
+            report.add(system_trust.uninstall(manifest, dry_run=dry_run))
+        else:
+            report.add(
+                Step(
+                    system_trust.NAME,
+                    "skipped",
+                    "需要 --system 与 root 权限 (run `sudo certhelper uninstall --system`)",
+                )
+            )
+    if not dry_run:
+        # files left in the list were removed by someone else; forget them
+        manifest.files = [f for f in manifest.files if Path(f).exists()]
+        for f in list(manifest.files):
+            Path(f).unlink(missing_ok=True)
+            manifest.files.remove(f)
+        manifest_mod.remove_dirs(manifest)
+        manifest_mod.save(manifest)
+    return report
