@@ -9,14 +9,46 @@ second time.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from helper.config import Config
 from installer import autostart, nss, paths, schemes, system_trust
 from installer import manifest as manifest_mod
+from installer import policy as browser_policy
 from installer.report import Report, Step
 
 TLS_NAME = "本机 TLS 证书 TLS identity"
+POLICY_NAME = "浏览器策略 browser policy (Local Network Access)"
+#: tests only: write the browser policy under this directory instead of /
+ENV_POLICY_ROOT = "CERTHELPER_POLICY_ROOT"
+
+
+def policy_root() -> Path:
+    return Path(os.environ.get(ENV_POLICY_ROOT) or "/")
+
+
+def _install_policy(config: Config, manifest: manifest_mod.Manifest, *, dry_run: bool) -> Step:
+    """Chrome/Chromium managed policy letting the configured halls reach the helper
+    (docs/lna.md: a plain-http public hall needs it under Local Network Access)."""
+    root = policy_root()
+    origins = list(config.origins)
+    files = browser_policy.policy_paths(root)
+    before = {p: p.read_bytes() for p in files if p.exists()}
+    if dry_run:
+        return Step(POLICY_NAME, "exists" if before else "done", ", ".join(map(str, files)))
+    written = browser_policy.write_policy(origins, root)
+    manifest.policy_root = str(root)
+    changed = any(before.get(p) != p.read_bytes() for p in written)
+    return Step(POLICY_NAME, "done" if changed else "exists", ", ".join(map(str, written)))
+
+
+def _uninstall_policy(manifest: manifest_mod.Manifest, *, dry_run: bool) -> Step:
+    root = Path(manifest.policy_root)
+    if not dry_run:
+        browser_policy.remove_policy(root)
+        manifest.policy_root = ""
+    return Step(POLICY_NAME, "done", str(root))
 
 
 def _identity(report: Report, *, dry_run: bool) -> Path | None:
@@ -47,6 +79,7 @@ def install(config: Config | None = None, *, system: bool = False, dry_run: bool
             report.add(system_trust.install(ca_pem, manifest, dry_run=dry_run))
         else:
             report.add(Step(system_trust.NAME, "done", str(paths.system_ca_file())))
+        report.add(_install_policy(config or Config(), manifest, dry_run=dry_run))
     if not dry_run:
         manifest_mod.save(manifest)
     return report
@@ -63,6 +96,17 @@ def uninstall(
     report.add(autostart.uninstall(manifest, dry_run=dry_run))
     report.extend(schemes.uninstall(manifest, dry_run=dry_run))
     report.extend(nss.uninstall(manifest, dry_run=dry_run))
+    if manifest.policy_root:
+        if system:
+            report.add(_uninstall_policy(manifest, dry_run=dry_run))
+        else:
+            report.add(
+                Step(
+                    POLICY_NAME,
+                    "skipped",
+                    "需要 --system (run `sudo certhelper uninstall --system`)",
+                )
+            )
     if manifest.system:
         if system:
             report.add(system_trust.uninstall(manifest, dry_run=dry_run))

@@ -36,6 +36,8 @@ class Manifest:
     nss_created: list[str] = field(default_factory=list)
     mime: dict[str, Any] = field(default_factory=dict)
     system: dict[str, str] = field(default_factory=dict)
+    #: where install --system wrote the browser policy ("" = not written)
+    policy_root: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -46,6 +48,7 @@ class Manifest:
             "nss_created": self.nss_created,
             "mime": self.mime,
             "system": self.system,
+            "policy_root": self.policy_root,
         }
 
     @classmethod
@@ -57,11 +60,15 @@ class Manifest:
             nss_created=list(data.get("nss_created", [])),
             mime=dict(data.get("mime", {})),
             system=dict(data.get("system", {})),
+            policy_root=str(data.get("policy_root", "")),
         )
 
     def is_empty(self) -> bool:
-        return not (self.files or self.dirs or self.nss or self.nss_created or self.mime) and (
-            not self.system
+        return (
+            not (
+                self.files or self.dirs or self.nss or self.nss_created or self.mime or self.system
+            )
+            and not self.policy_root
         )
 
     def add_file(self, path: Path) -> None:

@@ -39,6 +39,8 @@ class RunningBridge:
     service: BridgeService
     hebca_runner: web.AppRunner | None = None
     hebca_port: int | None = None
+    #: the local CA was (re)made at this start: browsers must be told to trust it again
+    tls_created: bool = False
 
     async def stop(self) -> None:
         if self.hebca_runner is not None:
@@ -89,6 +91,7 @@ async def start_bridge(
     state_dir = state_dir or data_dir()
     ca_path = None
     renew = None
+    created = False
     if ssl_ctx is None:
         from helper.bridge.tls import ensure_identity, ssl_context
 
@@ -97,6 +100,7 @@ async def start_bridge(
         )
         ssl_ctx = ssl_context(identity)
         ca_path = identity.paths.ca_cert
+        created = identity.created
         renew = _renewal_job(state_dir / "tls", ssl_ctx, keyring_backend)
     service, policy, consent = build_service(config, tokens, prompter, state_dir)
     app = create_app(service, policy, consent, background)
@@ -105,7 +109,7 @@ async def start_bridge(
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
     await runner.setup()
     hosts = [h for h in LOOPBACK if h != "::1" or ipv6_loopback_available()]
-    bridge = RunningBridge(runner, 0, hosts, ca_path, service)
+    bridge = RunningBridge(runner, 0, hosts, ca_path, service, tls_created=created)
     try:
         bridge.port = await _listen(
             runner, hosts, config.bridge_port if port is None else port, ssl_ctx

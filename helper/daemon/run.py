@@ -258,6 +258,8 @@ class Daemon:
             self._ready.set()
             return
         self.bridge.service.on_initial_pin = self._on_initial_pin
+        if self.bridge.tls_created and self.bridge.ca_path is not None:
+            await asyncio.to_thread(_retrust, self.bridge.ca_path)
         self._alerts = AlertScheduler(self._alerts_path or default_state_path(), self.tokens.clock)
         refresher: asyncio.Task[None] | None = None
         try:
@@ -494,6 +496,22 @@ def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
 def _log_failure(future: Any) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.error("daemon task failed", exc_info=future.exception())
+
+
+def _retrust(ca_pem: Path) -> None:
+    """A new local CA replaces the old one in the NSS databases `certhelper install`
+    added it to (docs: installer/__init__.py), so browsers keep trusting the helper."""
+    try:
+        from installer import manifest as manifest_mod
+        from installer import nss
+
+        manifest = manifest_mod.load()
+        if manifest.nss:
+            for step in nss.retrust(ca_pem, manifest):
+                log.info("re-trust: %s", step)
+            manifest_mod.save(manifest)
+    except Exception:
+        log.exception("re-trusting the new local CA failed; run `certhelper install`")
 
 
 def run_daemon(

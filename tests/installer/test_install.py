@@ -149,12 +149,21 @@ def test_system_trust_with_injected_paths(home: Home) -> None:
         home.env,
         CERTHELPER_SYSTEM_CA_DIR=str(sysdir),
         CERTHELPER_UPDATE_CA_CERTIFICATES=f"touch {marker}",
+        CERTHELPER_POLICY_ROOT=str(home.root / "policy-root"),
     )
     h = Home(home.root, home.home, env)
     h.run("install", "--system")
     target = sysdir / "certhelper-local-ca.crt"
     assert target.read_bytes() == (h.data / "tls" / "ca.pem").read_bytes()
     assert marker.exists()
+    policies = [
+        home.root / "policy-root" / d / "certhelper.json"
+        for d in ("etc/chromium/policies/managed", "etc/opt/chrome/policies/managed")
+    ]
+    for p in policies:  # the configured halls may reach the helper (docs/lna.md)
+        doc = json.loads(p.read_text())
+        assert "http://111.62.46.105:9010" in doc["LocalNetworkAccessAllowedForUrls"]
+        assert "http://111.62.46.105:9010" in doc["OverrideSecurityRestrictionsOnInsecureOrigin"]
     marker.unlink()
     again = h.run("install", "--system")
     assert "已完成" not in again.stdout and not marker.exists()
@@ -163,6 +172,7 @@ def test_system_trust_with_injected_paths(home: Home) -> None:
     assert "--system" in out and target.exists()
     h.run("uninstall", "--system")
     assert not target.exists() and marker.exists()
+    assert not any(p.exists() for p in policies)
     assert not (h.data / "install-manifest.json").exists()
 
 
