@@ -52,12 +52,6 @@ _DIGEST_INFO = {
     "sha256": bytes.fromhex("3031300d060960864801650304020105000420"),
     "sha384": bytes.fromhex("3041300d060960864801650304020205000430"),
 }
-_HASH = {
-    SignAlgorithm.RSA_PKCS1_SHA256: "sha256",
-    SignAlgorithm.RSA_PKCS1_SHA1: "sha1",
-    SignAlgorithm.ECDSA_SHA256: "sha256",
-    SignAlgorithm.ECDSA_SHA384: "sha384",
-}
 _RSA_COMBINED = {
     SignAlgorithm.RSA_PKCS1_SHA256: Mechanism.SHA256_RSA_PKCS,
     SignAlgorithm.RSA_PKCS1_SHA1: Mechanism.SHA1_RSA_PKCS,
@@ -412,7 +406,7 @@ class Pkcs11Driver:
         ec = algorithm in _EC_COMBINED
         key = self._private_key(login, key_id, KeyType.EC if ec else KeyType.RSA)
         mechs = self._mechanisms(serial, login)
-        digest_name = _HASH[algorithm]
+        digest_name = algorithm.hash_name
         if ec:
             if Mechanism.ECDSA in mechs or not mechs:
                 raw = key.sign(hashlib.new(digest_name, data).digest(), mechanism=Mechanism.ECDSA)

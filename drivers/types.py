@@ -24,6 +24,11 @@ class SignAlgorithm(StrEnum):
     ECDSA_SHA256 = "ecdsa-sha256"
     ECDSA_SHA384 = "ecdsa-sha384"
 
+    @property
+    def hash_name(self) -> str:
+        """The hashlib name of the digest this algorithm signs (sha256, sha1, sha384)."""
+        return self.value.rsplit("-", 1)[1]
+
 
 class Pin:
     """A PIN in memory. Its repr and str never show the value.

@@ -21,12 +21,6 @@ from helper.errors import SigningUnsupported
 
 __all__ = ["build_signed_data", "digest_for", "verify_signed_data"]
 
-_DIGESTS = {
-    SignAlgorithm.RSA_PKCS1_SHA256: "sha256",
-    SignAlgorithm.RSA_PKCS1_SHA1: "sha1",
-    SignAlgorithm.ECDSA_SHA256: "sha256",
-    SignAlgorithm.ECDSA_SHA384: "sha384",
-}
 
 # RFC 3370 §3.2: rsaEncryption as the SignerInfo signature algorithm is what
 # openssl writes and what every verifier accepts.
@@ -47,7 +41,7 @@ _KEY_TYPES = {
 
 def digest_for(algorithm: SignAlgorithm) -> str:
     """The hashlib name of the digest ``algorithm`` uses (sha256, sha1, sha384)."""
-    return _DIGESTS[SignAlgorithm(algorithm)]
+    return SignAlgorithm(algorithm).hash_name
 
 
 def _signing_time(value: datetime | None) -> cms.Time:

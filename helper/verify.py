@@ -35,7 +35,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from cryptography.x509.oid import ExtensionOID
 
 from drivers.errors import CertHelperError, register
-from helper.domain.certificate import CertificateModel
+from helper.domain.certificate import KEY_USAGE_NAMES, CertificateModel
 from helper.errors import CertificateUnreadable, SigningUnsupported
 
 __all__ = [
@@ -72,19 +72,7 @@ MAX_CHALLENGE_CHARS = 1024
 MAX_TOKEN_CHARS = 64 * 1024
 MAX_CHAIN_LENGTH = 8
 
-_KEY_USAGE_NAMES = frozenset(
-    {
-        "digital_signature",
-        "non_repudiation",
-        "key_encipherment",
-        "data_encipherment",
-        "key_agreement",
-        "key_cert_sign",
-        "crl_sign",
-        "encipher_only",
-        "decipher_only",
-    }
-)
+_KEY_USAGE_NAMES = frozenset(KEY_USAGE_NAMES)
 _BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
 _STRING_FIELDS = ("format", "certificate", "algorithm", "signature", "origin", "app_version")
 _WEAK_HASHES = (hashes.MD5, hashes.SHA1)

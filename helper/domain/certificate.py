@@ -72,8 +72,8 @@ _EKU_NAMES = {
     "1.3.6.1.4.1.311.10.3.4": "encrypting_file_system",
 }
 
-#: KeyUsage bit order (RFC 5280), used to give key_usage a stable order
-_KEY_USAGE_ORDER = (
+#: KeyUsage bit names in RFC 5280 order (key_usage keeps this order)
+KEY_USAGE_NAMES = (
     "digital_signature",
     "non_repudiation",
     "key_encipherment",
@@ -279,7 +279,7 @@ def _read_extensions(tbs: Any) -> _Extensions:
         try:
             if oid == "2.5.29.15":
                 bits = asn1_x509.KeyUsage.load(raw).native
-                found["key_usage"] = tuple(u for u in _KEY_USAGE_ORDER if u in bits)
+                found["key_usage"] = tuple(u for u in KEY_USAGE_NAMES if u in bits)
             elif oid == "2.5.29.37":
                 ekus = asn1_x509.ExtKeyUsageSyntax.load(raw)
                 found["extended_key_usage"] = tuple(

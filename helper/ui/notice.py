@@ -35,9 +35,6 @@ The daemon's side is :func:`show_notice`, which returns the result string and
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import json
 import logging
 import math
 import os
@@ -728,51 +725,17 @@ async def run_notice(
     grace: float = 5.0,
 ) -> dict[str, Any]:
     """The child's whole reply; ``{"result": "error", ...}`` when it gave none."""
-    from helper.ui.prompter import _EXIT_WAIT, _log_stderr, _wait
+    from helper.errors import DialogFailed, UserTimeout
+    from helper.ui.prompter import exchange
 
     timeout = request.get("timeout")
     limit = float(timeout) + grace if isinstance(timeout, int | float) and timeout > 0 else None
     try:
-        proc = await asyncio.create_subprocess_exec(
-            python, "-m", "helper.ui.notice",
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})},
-        )  # fmt: skip
-    except OSError as exc:
-        return {"result": "error", "detail": f"cannot start the notice process: {exc.strerror}"}
-    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-    drain = asyncio.create_task(_log_stderr(proc.pid, proc.stderr))
-    answered = False
-    try:
-        # stdin stays open while the window is up: its end tells the child we left
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            proc.stdin.write(json.dumps(request, ensure_ascii=False).encode("utf-8") + b"\n")
-            await proc.stdin.drain()
-        try:
-            line = await asyncio.wait_for(proc.stdout.readline(), timeout=limit)
-        except TimeoutError:
-            log.warning("notice process %d did not answer in time; killing it", proc.pid)
-            return {"result": "error", "detail": "timeout"}
-        except ValueError:
-            return {"result": "error", "detail": "the notice answered too much"}
-        if not line:
-            code = await _wait(proc, _EXIT_WAIT)
-            return {"result": "error", "detail": f"the notice process exited ({code})"}
-        answered = True
-        try:
-            reply = json.loads(line)
-        except ValueError:
-            return {"result": "error", "detail": "the notice answered something that is not JSON"}
-        if not isinstance(reply, dict):
-            return {"result": "error", "detail": "the notice answered something unexpected"}
-        return reply
-    finally:
-        try:
-            proc.stdin.close()
-            await _wait(proc, _EXIT_WAIT if answered else 0)
-            await asyncio.wait({drain}, timeout=1.0)
-        finally:
-            drain.cancel()
+        return await exchange("helper.ui.notice", request, python=python, env=env, limit=limit)
+    except UserTimeout:
+        return {"result": "error", "detail": "timeout"}
+    except DialogFailed as exc:
+        return {"result": "error", "detail": exc.detail or "the notice failed"}
 
 
 if __name__ == "__main__":  # python -m helper.ui.notice

@@ -117,59 +117,66 @@ class TkPrompter:
         raise DialogFailed(detail="the dialog answered something unexpected")
 
     async def _run(self, message: dict[str, Any]) -> dict[str, Any]:
-        env = {**os.environ, **self.env}
+        return await exchange(
+            "helper.ui", message, python=self.python, env=self.env,
+            limit=self.timeout + self.grace,
+        )  # fmt: skip
+
+
+async def exchange(
+    module: str,
+    message: dict[str, Any],
+    *,
+    python: str = sys.executable,
+    env: Mapping[str, str] | None = None,
+    limit: float | None = None,
+) -> dict[str, Any]:
+    """Run ``python -m <module>``, send ``message`` as one JSON line and return the
+    one JSON line it answers. stdin stays open meanwhile (its end tells the child
+    we left). Raises UserTimeout after ``limit`` seconds, DialogFailed for any
+    other failure; the answer is never quoted in an error (it may hold a PIN)."""
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            python, "-m", module,
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})},
+        )  # fmt: skip
+    except OSError as exc:
+        raise DialogFailed(detail=f"cannot start the dialog process: {exc.strerror}") from None
+    assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+    drain = asyncio.create_task(_log_stderr(proc.pid, proc.stderr))
+    answered = False
+    try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            proc.stdin.write(json.dumps(message, ensure_ascii=False).encode("utf-8") + b"\n")
+            await proc.stdin.drain()
         try:
-            proc = await asyncio.create_subprocess_exec(
-                self.python,
-                "-m",
-                "helper.ui",
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                env=env,
-            )
-        except OSError as exc:
-            raise DialogFailed(detail=f"cannot start the dialog process: {exc.strerror}") from None
-        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
-        drain = asyncio.create_task(_log_stderr(proc.pid, proc.stderr))
-        answered = False
+            line = await asyncio.wait_for(proc.stdout.readline(), timeout=limit)
+        except TimeoutError:
+            log.warning("dialog process %d did not answer in time; killing it", proc.pid)
+            raise UserTimeout() from None
+        except ValueError:  # longer than the stream limit: not our child talking
+            raise DialogFailed(detail="the dialog answered too much") from None
+        if not line:
+            code = await _wait(proc, _EXIT_WAIT)
+            raise DialogFailed(detail=f"the dialog process exited ({code}) without answering")
+        answered = True
         try:
-            # stdin stays open while the dialog is up: its end tells the child we left
-            with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-                proc.stdin.write(json.dumps(message).encode("utf-8") + b"\n")
-                await proc.stdin.drain()
-            try:
-                line = await asyncio.wait_for(
-                    proc.stdout.readline(), timeout=self.timeout + self.grace
-                )
-            except TimeoutError:
-                log.warning("dialog process %d did not answer in time; killing it", proc.pid)
-                raise UserTimeout() from None
-            except ValueError:  # longer than the stream limit: not our child talking
-                raise DialogFailed(detail="the dialog answered too much") from None
-            if not line:
-                code = await _wait(proc, _EXIT_WAIT)
-                raise DialogFailed(detail=f"the dialog process exited ({code}) without answering")
-            answered = True
-            try:
-                reply = json.loads(line)
-            except ValueError:
-                # never quote the line: it may hold a PIN
-                raise DialogFailed(
-                    detail="the dialog answered something that is not JSON"
-                ) from None
-            if not isinstance(reply, dict):
-                raise DialogFailed(detail="the dialog answered something unexpected")
-            return reply
+            reply = json.loads(line)
+        except ValueError:
+            raise DialogFailed(detail="the dialog answered something that is not JSON") from None
+        if not isinstance(reply, dict):
+            raise DialogFailed(detail="the dialog answered something unexpected")
+        return reply
+    finally:
+        try:
+            proc.stdin.close()
+            # a child that answered exits by itself; one that did not (we timed
+            # out, or our caller went away) is killed at once
+            await _wait(proc, _EXIT_WAIT if answered else 0)
+            await asyncio.wait({drain}, timeout=1.0)
         finally:
-            try:
-                proc.stdin.close()
-                # a child that answered exits by itself; one that did not (we timed
-                # out, or our caller went away) is killed at once
-                await _wait(proc, _EXIT_WAIT if answered else 0)
-                await asyncio.wait({drain}, timeout=1.0)
-            finally:
-                drain.cancel()
+            drain.cancel()
 
 
 async def _wait(proc: asyncio.subprocess.Process, patience: float) -> int:
