@@ -198,3 +198,25 @@ for _cls in (
     BadInput,
 ):
     register(_cls)
+
+
+# --- writing to a token (online renewal) -------------------------------------
+
+
+@register
+class CertificateExists(CertHelperError):
+    code = "certificate_exists"
+    message_zh = "该证书已在 USB Key 上"
+    message_en = "This certificate is already on the USB key"
+    exit_code = 5
+
+
+@register
+class TokenChanged(CertHelperError):
+    """The token no longer holds what the caller read from it (e.g. the certificate
+    to replace): nothing was written."""
+
+    code = "token_changed"
+    message_zh = "USB Key 上的证书已变化，请重新操作"
+    message_en = "The certificates on the USB key changed; start again"
+    exit_code = 3

@@ -7,8 +7,12 @@ hand the work to the worker and wait (with a timeout). ``submit`` returns the
 future for async callers (see :mod:`drivers.aio`).
 
 Login state is tracked here: one logged-in read-write session per token, reused
-for every read and signature on that token while it lasts, because opening and
-closing other sessions can end the login (pitfall 2).
+for every read, signature and write on that token while it lasts, because
+opening and closing other sessions can end the login (pitfall 2).
+
+Online renewal writes to the token (a key pair, then a certificate); each write
+is all-or-nothing: one C_GenerateKeyPair, or a certificate write that undoes
+itself when a later step fails.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ import hashlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
@@ -26,16 +30,29 @@ from typing import Any, TypeVar
 
 import pkcs11
 import pkcs11.exceptions as pe
-from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, TokenFlag
-from pkcs11.util.ec import encode_ecdsa_signature
+from asn1crypto import keys as asn1_keys
+from pkcs11 import (
+    Attribute,
+    CertificateType,
+    KeyType,
+    Mechanism,
+    MechanismFlag,
+    ObjectClass,
+    TokenFlag,
+)
+from pkcs11.util.ec import encode_ec_public_key, encode_ecdsa_signature
+from pkcs11.util.rsa import encode_rsa_public_key
 
 from drivers import errors as E
 from drivers.ckraw import RawModule
 from drivers.types import (
     CertObject,
     KeyObject,
+    KeyPairSpec,
+    NewCertificate,
     Pin,
     PinState,
+    PublicKeyObject,
     SignAlgorithm,
     TokenContents,
     TokenInfo,
@@ -83,6 +100,8 @@ _ERROR_MAP: tuple[tuple[type[Exception], type[E.CertHelperError]], ...] = (
     (pe.MechanismParamInvalid, E.MechanismUnsupported),
     (pe.FunctionNotSupported, E.MechanismUnsupported),
     (pe.KeyTypeInconsistent, E.MechanismUnsupported),
+    (pe.KeySizeRange, E.MechanismUnsupported),  # key generation: size the token cannot make
+    (pe.DomainParamsInvalid, E.MechanismUnsupported),  # key generation: unknown curve
     (pe.NoSuchKey, E.KeyNotFound),
     (pe.KeyHandleInvalid, E.KeyNotFound),
     (pe.ObjectHandleInvalid, E.KeyNotFound),
@@ -447,6 +466,202 @@ class Pkcs11Driver:
             self._mechs[serial] = mechs
         return mechs
 
+    # --- renewal: public keys, key generation, certificate writing ----------
+
+    @contextlib.contextmanager
+    def _session(self, serial: str, *, rw: bool = False) -> Iterator[Any]:
+        """The login's session when logged in (another session's close could end
+        the login), else a fresh one for the duration. Checks the token is present."""
+        token = self._token(serial)
+        login = self._logins.get(serial)
+        if login is not None:
+            yield login.session
+            return
+        with token.open(rw=rw) as session:
+            yield session
+
+    def public_keys(self, serial: str) -> list[PublicKeyObject]:
+        """Every public-key object on the token as DER SubjectPublicKeyInfo; no
+        login needed. Objects that cannot be encoded (other key types) are skipped."""
+        return self.call(self._public_keys, serial)
+
+    def _public_keys(self, serial: str) -> list[PublicKeyObject]:
+        found: list[PublicKeyObject] = []
+        with self._session(serial) as session:
+            for obj in list(session.get_objects({Attribute.CLASS: ObjectClass.PUBLIC_KEY})):
+                label = _text(_attr(obj, Attribute.LABEL, ""))
+                try:
+                    spki = _spki(obj)
+                except (pe.PKCS11Error, ValueError, TypeError, KeyError) as exc:
+                    log.debug("public key %r skipped: %s", label, type(exc).__name__)
+                    continue
+                found.append(PublicKeyObject(_attr(obj, Attribute.ID, b""), label, spki))
+        return found
+
+    def generate_key_pair(self, serial: str, spec: KeyPairSpec, label: str) -> PublicKeyObject:
+        """Generate a signing key pair on the token (one C_GenerateKeyPair, so
+        all-or-nothing) under a fresh random 20-byte CKA_ID; needs a login. The
+        private key is sensitive and never extractable."""
+        return self.call(self._generate_key_pair, serial, spec, label)
+
+    def _generate_key_pair(self, serial: str, spec: KeyPairSpec, label: str) -> PublicKeyObject:
+        self._token(serial)  # present?
+        login = self._logins.get(serial)
+        if login is None:
+            raise E.NotLoggedIn(detail=serial)
+        kind = spec.key_type.upper()
+        if kind == "RSA":
+            if not isinstance(spec.bits, int) or spec.bits <= 0:
+                raise E.BadInput(detail="an RSA key pair needs its modulus size in bits")
+            gen_mech = Mechanism.RSA_PKCS_KEY_PAIR_GEN
+        elif kind == "EC":
+            if not spec.ec_params:
+                raise E.BadInput(detail="an EC key pair needs the curve's CKA_EC_PARAMS")
+            gen_mech = Mechanism.EC_KEY_PAIR_GEN
+        else:
+            raise E.MechanismUnsupported(detail=f"key type {spec.key_type}")
+        mechs = self._mechanisms(serial, login)
+        if mechs and gen_mech not in mechs:
+            raise E.MechanismUnsupported(detail=gen_mech.name)
+
+        session = login.session
+        key_id = _unused_id(session)
+        private_template = {
+            Attribute.TOKEN: True,
+            Attribute.PRIVATE: True,
+            Attribute.SENSITIVE: True,
+            Attribute.EXTRACTABLE: False,
+            Attribute.SIGN: True,
+            Attribute.DECRYPT: False,
+            Attribute.UNWRAP: False,
+            Attribute.DERIVE: False,
+        }
+        public_template: dict[Attribute, Any] = {
+            Attribute.TOKEN: True,
+            Attribute.PRIVATE: False,
+            Attribute.VERIFY: True,
+            Attribute.ENCRYPT: False,
+            Attribute.WRAP: False,
+        }
+        options: dict[str, Any] = {
+            "id": key_id,
+            "label": label,
+            "store": True,
+            "capabilities": MechanismFlag.SIGN | MechanismFlag.VERIFY,
+            "public_template": public_template,
+            "private_template": private_template,
+        }
+        if kind == "RSA":
+            public_template[Attribute.PUBLIC_EXPONENT] = b"\x01\x00\x01"
+            public, private = session.generate_keypair(KeyType.RSA, spec.bits, **options)
+        else:
+            # Local (never stored) domain parameters carry CKA_EC_PARAMS into the
+            # public template; the key pair is still one C_GenerateKeyPair.
+            params = session.create_domain_parameters(
+                KeyType.EC, {Attribute.EC_PARAMS: spec.ec_params}, local=True
+            )
+            public, private = params.generate_keypair(**options)
+        try:
+            spki = _spki(public)
+        except Exception:
+            _destroy_quietly((private, public), label)  # keep all-or-nothing
+            raise
+        log.info("generated %s key pair %s on %s", kind, key_id.hex(), serial)
+        return PublicKeyObject(key_id=key_id, label=label, spki=spki)
+
+    def write_certificate(
+        self,
+        serial: str,
+        new: NewCertificate,
+        *,
+        replace: CertObject | None = None,
+        archive_label: str | None = None,
+    ) -> None:
+        """Store ``new`` as a public certificate object, all-or-nothing.
+
+        With ``replace`` (matched by value; it must still be on the token exactly
+        once), the old certificate is then relabelled ``archive_label`` or, when
+        that is None, destroyed. Keys are never touched. If a step after the new
+        object was created fails, the new object is destroyed again.
+        """
+        self.call(self._write_certificate, serial, new, replace, archive_label)
+
+    def _write_certificate(
+        self,
+        serial: str,
+        new: NewCertificate,
+        replace: CertObject | None,
+        archive_label: str | None,
+    ) -> None:
+        if not new.der:
+            raise E.BadInput(detail="empty certificate")
+        with self._session(serial, rw=True) as session:
+            certs = list(session.get_objects({Attribute.CLASS: ObjectClass.CERTIFICATE}))
+            if any(_attr(c, Attribute.VALUE, None) == new.der for c in certs):
+                raise E.CertificateExists(detail=new.label)
+            old: Any = None
+            old_label = ""
+            if replace is not None:
+                matches = [c for c in certs if _attr(c, Attribute.VALUE, None) == replace.value]
+                if len(matches) != 1:
+                    raise E.TokenChanged(
+                        detail=f"{len(matches)} certificate objects match {replace.label!r}"
+                    )
+                old = matches[0]
+                old_label = _attr(old, Attribute.LABEL, "")
+
+            created = session.create_object(
+                {
+                    Attribute.CLASS: ObjectClass.CERTIFICATE,
+                    Attribute.CERTIFICATE_TYPE: CertificateType.X_509,
+                    Attribute.TOKEN: True,
+                    Attribute.PRIVATE: False,
+                    Attribute.LABEL: new.label,
+                    Attribute.ID: new.key_id,
+                    Attribute.VALUE: new.der,
+                    Attribute.SUBJECT: new.subject,
+                    Attribute.ISSUER: new.issuer,
+                    Attribute.SERIAL_NUMBER: new.serial_number,
+                }
+            )
+            relabelled = False
+            try:
+                if old is not None and archive_label is not None:
+                    old[Attribute.LABEL] = archive_label
+                    relabelled = True
+                elif old is not None:
+                    old.destroy()
+            except Exception as exc:
+                log.warning(
+                    "writing certificate %r to %s failed (%s); undoing",
+                    new.label,
+                    serial,
+                    type(exc).__name__,
+                )
+                self._undo_write(serial, created, new.label, old if relabelled else None, old_label)
+                raise  # mapped by _wrap
+        log.info("wrote certificate %r to %s", new.label, serial)
+
+    def _undo_write(
+        self, serial: str, created: Any, new_label: str, old: Any, old_label: str
+    ) -> None:
+        """Destroy the new certificate object and give ``old`` (when it was
+        relabelled) its label back. A failure here is only logged: the caller
+        raises the original error."""
+        try:
+            if old is not None:
+                old[Attribute.LABEL] = old_label
+            created.destroy()
+        except Exception as exc:
+            log.error(
+                "undo failed on %s (%s): the new certificate %r may remain and the old "
+                "certificate %r may carry another label",
+                serial,
+                type(exc).__name__,
+                new_label,
+                old_label,
+            )
+
     # --- PIN change --------------------------------------------------------
 
     def change_pin(self, serial: str, old: Pin, new: Pin) -> None:
@@ -491,6 +706,35 @@ def _attr(obj: Any, attr: Attribute, default: Any) -> Any:
     except (pe.AttributeTypeInvalid, pe.AttributeSensitive, KeyError):
         return default
     return default if value is None else value
+
+
+def _spki(obj: Any) -> bytes:
+    """DER SubjectPublicKeyInfo of an RSA or EC public-key object."""
+    key_type = obj[Attribute.KEY_TYPE]
+    if key_type == KeyType.RSA:
+        pkcs1 = asn1_keys.RSAPublicKey.load(encode_rsa_public_key(obj))  # PKCS#1, not SPKI
+        return asn1_keys.PublicKeyInfo.wrap(pkcs1, "rsa").dump()
+    if key_type == KeyType.EC:
+        return encode_ec_public_key(obj)
+    raise ValueError(f"key type {key_type!r} has no SPKI encoding here")
+
+
+def _unused_id(session: Any) -> bytes:
+    """A random 20-byte CKA_ID no object on the token (as the session sees it) has."""
+    for _ in range(8):
+        key_id = os.urandom(20)
+        # list(): an unfinished search would leave C_FindObjects active on the session
+        if not list(session.get_objects({Attribute.ID: key_id})):
+            return key_id
+    raise E.DeviceError(detail="no unused CKA_ID found")
+
+
+def _destroy_quietly(objects: tuple[Any, ...], label: str) -> None:
+    for obj in objects:
+        try:
+            obj.destroy()
+        except pe.PKCS11Error as exc:
+            log.error("cannot remove key object %r again: %s", label, type(exc).__name__)
 
 
 def _key_object(obj: Any, key_id: bytes, *, from_public: bool) -> KeyObject:

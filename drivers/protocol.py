@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from drivers.types import Pin, SignAlgorithm, TokenContents, TokenInfo
+from drivers.types import (
+    CertObject,
+    KeyPairSpec,
+    NewCertificate,
+    Pin,
+    PublicKeyObject,
+    SignAlgorithm,
+    TokenContents,
+    TokenInfo,
+)
 
 
 class TokenDriver(Protocol):
@@ -20,4 +29,14 @@ class TokenDriver(Protocol):
     def is_logged_in(self, serial: str) -> bool: ...
     def sign(self, serial: str, key_id: bytes, data: bytes, algorithm: SignAlgorithm) -> bytes: ...
     def change_pin(self, serial: str, old: Pin, new: Pin) -> None: ...
+    def public_keys(self, serial: str) -> list[PublicKeyObject]: ...
+    def generate_key_pair(self, serial: str, spec: KeyPairSpec, label: str) -> PublicKeyObject: ...
+    def write_certificate(
+        self,
+        serial: str,
+        new: NewCertificate,
+        *,
+        replace: CertObject | None = None,
+        archive_label: str | None = None,
+    ) -> None: ...
     def close(self) -> None: ...

@@ -110,3 +110,49 @@ class TokenContents:
     token: TokenInfo
     certificates: list[CertObject] = field(default_factory=list)
     private_keys: list[KeyObject] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class PublicKeyObject:
+    """A public-key object on a token, as DER SubjectPublicKeyInfo."""
+
+    key_id: bytes
+    label: str
+    spki: bytes
+
+
+@dataclass(frozen=True)
+class KeyPairSpec:
+    """A key pair to generate: ``"RSA"`` with ``bits``, or ``"EC"`` with ``ec_params``
+    (the DER CKA_EC_PARAMS of a named curve, i.e. its OID)."""
+
+    key_type: str
+    bits: int | None = None
+    ec_params: bytes | None = None
+
+
+@dataclass(frozen=True)
+class NewCertificate:
+    """A certificate to write to a token, with the attributes PKCS#11 stores beside it."""
+
+    key_id: bytes
+    label: str
+    der: bytes
+    subject: bytes  # DER Name
+    issuer: bytes  # DER Name
+    serial_number: bytes  # DER INTEGER (tag and length included), as CKA_SERIAL_NUMBER wants
+
+    @classmethod
+    def from_der(cls, der: bytes, *, key_id: bytes, label: str) -> NewCertificate:
+        """Take subject, issuer and serial number from the certificate itself."""
+        from asn1crypto import x509
+
+        tbs = x509.Certificate.load(der)["tbs_certificate"]
+        return cls(
+            key_id=key_id,
+            label=label,
+            der=der,
+            subject=tbs["subject"].dump(),
+            issuer=tbs["issuer"].dump(),
+            serial_number=tbs["serial_number"].dump(),
+        )

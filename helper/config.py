@@ -22,6 +22,8 @@ ENV_CONFIG = "CERTHELPER_CONFIG"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 #: the Cangzhou housing provident fund hall and the demo hall
 DEFAULT_ORIGINS = ("http://111.62.46.105:9010", "http://127.0.0.1:9010")
+#: the Hebei CA's site, and the demo CA (`certhelper demo-ca`)
+DEFAULT_CA_ORIGINS = ("https://www.hebca.com", "http://127.0.0.1:9020")
 
 
 def config_dir() -> Path:
@@ -78,6 +80,16 @@ class Config:
     # --- desktop (docs/desktop.md) ---
     #: what the tray's 证书延期 opens (the Hebei CA's site by default)
     renewal_url: str = "https://www.hebca.com"
+    # --- certificate renewal (docs/renewal.md) ---
+    #: the only origins that may write certificates to a key (never a hall's)
+    renewal_ca_origins: list[str] = field(default_factory=lambda: list(DEFAULT_CA_ORIGINS))
+    #: PEM files of the CA certificates a renewed certificate must chain to
+    renewal_ca_roots: list[str] = field(default_factory=list)
+    renewal_window_before_days: int = 90
+    renewal_window_after_days: int = 365
+    #: what happens to the certificate a renewal replaces: "archive" (kept under an
+    #: archived-YYYYMMDD: label) or "remove"; its key is never deleted
+    renewal_old_certificate: str = "archive"
 
 
 _KEYS: dict[str, type | tuple[type, ...]] = {
@@ -116,6 +128,7 @@ def _check(data: dict[str, Any], path: Path) -> None:
     if not 1 <= port <= 65535:
         raise ConfigInvalid(detail=f"{path}: 'bridge.port' must be 1..65535")
     _check_hebca(data.get("hebca", {}), path)
+    _check_renewal(data.get("renewal", {}), path)
     logging_ = data.get("logging", {})
     if not isinstance(logging_, dict):
         raise ConfigInvalid(detail=f"{path}: [logging] must be a table")
@@ -155,6 +168,32 @@ def _check_hebca(hebca: object, path: Path) -> None:
             raise ConfigInvalid(detail=f"{path}: text_encoding must be utf-8 or gbk")
         if opts.get("rsa_hash", "sha256").lower() not in ("sha256", "sha1"):
             raise ConfigInvalid(detail=f"{path}: rsa_hash must be sha256 or sha1")
+
+
+_RENEWAL_KEYS: dict[str, type | tuple[type, ...]] = {
+    "ca_origins": list,
+    "ca_roots": list,
+    "window_before_days": int,
+    "window_after_days": int,
+    "old_certificate": str,
+}
+
+
+def _check_renewal(renewal: object, path: Path) -> None:
+    if not isinstance(renewal, dict):
+        raise ConfigInvalid(detail=f"{path}: [renewal] must be a table")
+    for key, value in renewal.items():
+        typ = _RENEWAL_KEYS.get(key)
+        if typ is None or not isinstance(value, typ) or isinstance(value, bool):
+            raise ConfigInvalid(detail=f"{path}: 'renewal.{key}' is unknown or has the wrong type")
+    for key in ("ca_origins", "ca_roots"):
+        if not all(isinstance(v, str) for v in renewal.get(key, [])):
+            raise ConfigInvalid(detail=f"{path}: 'renewal.{key}' must be a list of strings")
+    for key in ("window_before_days", "window_after_days"):
+        if not 0 <= renewal.get(key, 0) <= 3650:
+            raise ConfigInvalid(detail=f"{path}: 'renewal.{key}' must be 0..3650")
+    if renewal.get("old_certificate", "archive") not in ("archive", "remove"):
+        raise ConfigInvalid(detail=f"{path}: 'renewal.old_certificate' must be archive or remove")
 
 
 def resolve_path(explicit: str | os.PathLike[str] | None) -> tuple[Path, bool]:
@@ -211,5 +250,12 @@ def load_config(
     if "origins" in hebca:
         cfg.hebca_origins = dict(hebca["origins"])
     cfg.renewal_url = data.get("renewal_url", cfg.renewal_url)
+    renewal = data.get("renewal", {})
+    if "ca_origins" in renewal:
+        cfg.renewal_ca_origins = list(renewal["ca_origins"])
+    cfg.renewal_ca_roots = [str(base / os.path.expanduser(p)) for p in renewal.get("ca_roots", [])]
+    cfg.renewal_window_before_days = renewal.get("window_before_days", 90)
+    cfg.renewal_window_after_days = renewal.get("window_after_days", 365)
+    cfg.renewal_old_certificate = renewal.get("old_certificate", "archive")
     cfg.modules += [os.path.abspath(m) for m in (extra_modules or [])]
     return cfg

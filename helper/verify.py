@@ -53,6 +53,7 @@ __all__ = [
     "UntrustedChain",
     "VerifyError",
     "WrongKeyUsage",
+    "check_chain",
     "new_challenge",
     "signed_bytes",
     "verify_auth_token",
@@ -536,6 +537,21 @@ def _check_chain(
     builder = _ChainBuilder(anchors, intermediates, now)
     if builder.build(leaf, 0, frozenset({leaf.fingerprint(hashes.SHA256())})) is None:
         raise UntrustedChain(detail="; ".join(builder.problems[:4]))
+
+
+def check_chain(
+    leaf: bytes | x509.Certificate,
+    anchors: Iterable[bytes | x509.Certificate],
+    intermediates: Iterable[bytes | x509.Certificate] = (),
+    now: datetime | None = None,
+) -> None:
+    """Raise :class:`UntrustedChain` unless ``leaf`` is valid now and chains to
+    one of ``anchors`` (DER, PEM or cryptography certificates)."""
+    (cert,) = _load_certs([leaf], "certificate")
+    roots = _load_certs(anchors, "trust anchor")
+    if not roots:
+        raise UntrustedChain(detail="no trust anchor configured")
+    _check_chain(cert, roots, _load_certs(intermediates, "intermediate"), _check_now(now))
 
 
 # --- the verifier --------------------------------------------------------------

@@ -6,6 +6,7 @@ import helper.bridge.api  # each import registers its errors
 import helper.bridge.hebca.functions
 import helper.errors
 import helper.services.bridge_service
+import helper.services.renewal
 import helper.verify  # noqa: F401
 from drivers.errors import ALL_ERRORS
 from tests.conftest import ROOT

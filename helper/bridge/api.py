@@ -24,6 +24,7 @@ from helper.errors import ConsentDenied
 from helper.services.bridge_service import BadParams, BridgeService, RateLimited
 from helper.services.consent import ConsentStore
 from helper.services.prompts import ConsentChoice
+from helper.services.renewal import RenewalOriginRefused
 
 log = logging.getLogger(__name__)
 
@@ -300,4 +301,22 @@ async def _dispatch(
     if method == "auth.logout":
         await service.logout(origin)
         return {"logged_out": True}
+    if method.startswith("renewal."):
+        return await _renewal(service, origin, method, params)
+    raise UnknownMethod(detail=method[:64])
+
+
+async def _renewal(service: BridgeService, origin: str, method: str, params: dict[str, Any]) -> Any:
+    renewal = service.renewal
+    if renewal is None or not renewal.is_ca(origin):
+        service.audit_event(origin, method[:64], None, RenewalOriginRefused.code)
+        raise RenewalOriginRefused()
+    if method == "renewal.status":
+        return await renewal.status(origin)
+    if method == "renewal.request":
+        return await renewal.request(
+            origin, params.get("certificate"), params.get("new_key", False)
+        )
+    if method == "renewal.install":
+        return await renewal.install(origin, params.get("certificate"), params.get("chain"))
     raise UnknownMethod(detail=method[:64])

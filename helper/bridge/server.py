@@ -16,12 +16,14 @@ from typing import Any
 from aiohttp import web
 
 from helper.bridge.app import BackgroundSettings, create_app
-from helper.bridge.origins import OriginPolicy
+from helper.bridge.origins import OriginPolicy, normalize_origin
 from helper.config import Config, data_dir
+from helper.domain.renewal import RenewalWindow
 from helper.services.audit import AuditLog
 from helper.services.bridge_service import BridgeService, BridgeSettings
 from helper.services.consent import ConsentStore
 from helper.services.prompts import Prompter
+from helper.services.renewal import RenewalService, RenewalSettings
 from helper.services.sessions import SessionTable
 from helper.services.tokens import TokenService
 
@@ -70,7 +72,22 @@ def build_service(
             dialog_timeout=config.dialog_timeout, dialogs_per_minute=config.dialogs_per_minute
         ),
     )
-    return service, OriginPolicy(config.origins, consent), consent
+    ca_origins = [
+        o for o in (normalize_origin(c, strict=False) for c in config.renewal_ca_origins) if o
+    ]
+    service.renewal = RenewalService(
+        service,
+        RenewalSettings.build(
+            ca_origins,
+            config.renewal_ca_roots,
+            window=RenewalWindow(
+                config.renewal_window_before_days, config.renewal_window_after_days
+            ),
+            old_certificate=config.renewal_old_certificate,
+            renewal_url=config.renewal_url,
+        ),
+    )
+    return service, OriginPolicy([*config.origins, *ca_origins], consent), consent
 
 
 async def start_bridge(

@@ -261,6 +261,8 @@ class Daemon:
         if self.bridge.tls_created and self.bridge.ca_path is not None:
             await asyncio.to_thread(_retrust, self.bridge.ca_path)
         self._alerts = AlertScheduler(self._alerts_path or default_state_path(), self.tokens.clock)
+        if self.bridge.service.renewal is not None:
+            self.bridge.service.renewal.on_renewed = self._on_renewed
         refresher: asyncio.Task[None] | None = None
         try:
             try:
@@ -369,6 +371,14 @@ class Daemon:
         self._alerts.mark(due)  # announced once, even if the window is closed unread
 
     # --- initial PIN -----------------------------------------------------------------
+
+    def _on_renewed(self, old_sha256: str, new_sha256: str) -> None:
+        """RenewalService hook (on the loop): a certificate was renewed. Its alerts
+        start over, and the tray looks again (the attention state may clear)."""
+        if self._alerts is not None:
+            self._alerts.reset(old_sha256, new_sha256)
+        self._alerts_checked = 0.0
+        self._kick()
 
     def _on_initial_pin(self, info: TokenInfo) -> None:
         """BridgeService hook (on the loop): a login used the initial PIN 123456."""

@@ -253,7 +253,11 @@ class AlertScheduler:
     def due(self, entries: Iterable[CertEntry]) -> list[Alert]:
         """The alerts to show now, most severe first; records nothing."""
         now = self.clock()
-        usable = [e for e in entries if e.model is not None and e.private_key is not None]
+        usable = [
+            e
+            for e in entries
+            if e.model is not None and e.private_key is not None and not e.archived
+        ]
         out: list[Alert] = []
         done: set[str] = set()
         for e in usable:
@@ -323,6 +327,13 @@ class AlertScheduler:
                     del self._state[sha]
                     changed = True
             if changed:
+                self._save()
+
+    def reset(self, *sha256s: str) -> None:
+        """Forget what was announced for these certificates (after a renewal)."""
+        with self._lock:
+            dropped = [self._state.pop(sha, None) for sha in sha256s]
+            if any(d is not None for d in dropped):
                 self._save()
 
     def announced(self, sha256: str) -> tuple[str, ...]:

@@ -17,7 +17,7 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
@@ -39,6 +39,9 @@ from helper.services.sessions import LoginSession, SessionTable
 from helper.services.summary import certificate_summary, iso
 from helper.services.tokens import CertEntry, TokenService, algorithm_for
 from helper.verify import signed_bytes
+
+if TYPE_CHECKING:
+    from helper.services.renewal import RenewalService
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,7 @@ def usable_for_login(entry: CertEntry, now) -> bool:  # type: ignore[no-untyped-
     return (
         m is not None
         and entry.private_key is not None
+        and not entry.archived
         and m.signing_supported
         and m.is_signing_cert
         and m.not_after > now
@@ -174,6 +178,8 @@ class BridgeService:
         self._pin_failures = SlidingLimit(
             self.settings.pin_failures, self.settings.pin_failure_window
         )
+        #: certificate renewal for CA origins (helper.services.renewal); None = refused
+        self.renewal: RenewalService | None = None
 
     # --- helpers -----------------------------------------------------------
 
@@ -537,7 +543,7 @@ class BridgeService:
         now = self.tokens.clock()
         out = []
         for e in await self.entries():
-            if e.model is None or e.private_key is None:
+            if e.model is None or e.private_key is None or e.archived:
                 continue
             if serial is not None and e.token.serial != serial:
                 continue

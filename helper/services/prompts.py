@@ -38,7 +38,7 @@ class PinRequest:
 class ConsentRequest:
     origin: str
     insecure_origin: bool
-    operation: str  # "certificates.list", "auth.authenticate", "sign.data"
+    operation: str  # "certificates.list", "auth.authenticate", "sign.data", "renewal.*"
     cert_subject: str | None = None
     cert_issuer: str | None = None
     #: for sign.data: the text the page says it signs (shown), else size and digest
@@ -47,6 +47,8 @@ class ConsentRequest:
     data_sha256: str | None = None
     #: whether "always" may be offered (never for sign.data: each signature is shown)
     allow_always: bool = True
+    #: more (label, value) rows the dialog shows, e.g. what a renewal will write
+    details: tuple[tuple[str, str], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -43,6 +43,7 @@ def certificate_summary(c: CertEntry, now: datetime) -> dict[str, Any]:
         "key_id": c.obj.key_id.hex(),
         "readable": c.readable,
         "has_private_key": c.private_key is not None,
+        "archived": c.archived,
     }
     m = c.model
     if m is None:

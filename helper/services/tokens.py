@@ -21,6 +21,7 @@ from drivers.types import CertObject, KeyObject, SignAlgorithm, TokenInfo
 from helper.config import Config
 from helper.domain.certificate import CertificateModel
 from helper.domain.expiry import system_clock
+from helper.domain.renewal import is_archived
 from helper.errors import (
     CertificateAmbiguous,
     CertificateNotFound,
@@ -55,6 +56,11 @@ class CertEntry:
     @property
     def readable(self) -> bool:
         return self.model is not None
+
+    @property
+    def archived(self) -> bool:
+        """Kept after a renewal replaced it (its label says so): listed, never used."""
+        return is_archived(self.obj.label)
 
 
 @dataclass

@@ -79,6 +79,7 @@ MIN_WIDTH = 580
 PIN_OPERATIONS = {
     "auth.authenticate": ("登录", "Log in"),
     "sign.data": ("签名", "Sign"),
+    "renewal.request": ("申请证书延期", "Request the certificate's renewal"),
 }
 #: operation → (Chinese, English) as the consent dialog asks for it
 CONSENT_OPERATIONS = {
@@ -86,6 +87,11 @@ CONSENT_OPERATIONS = {
     "certificates.list": ("读取证书列表", "read your certificate list"),
     "auth.authenticate": ("使用证书登录", "log in with your certificate"),
     "sign.data": ("签名数据", "sign data with your certificate"),
+    "renewal.request": ("为证书申请延期", "request the renewal of your certificate"),
+    "renewal.install": (
+        "把延期后的证书写入 USB Key",
+        "write the renewed certificate onto your USB key",
+    ),
 }
 
 
@@ -142,8 +148,21 @@ def parse_pin(data: dict[str, Any]) -> PinRequest:
     )
 
 
+def _details(value: Any) -> tuple[tuple[str, str], ...]:
+    if not isinstance(value, list | tuple):
+        raise TypeError("not a list")
+    rows = []
+    for row in value:
+        if not isinstance(row, list | tuple) or len(row) != 2:
+            raise TypeError("not a pair")
+        if not all(isinstance(v, str) for v in row):
+            raise TypeError("not strings")
+        rows.append((row[0], row[1]))
+    return tuple(rows)
+
+
 def parse_consent(data: dict[str, Any]) -> ConsentRequest:
-    return _build(ConsentRequest, data, {"data_size": _opt_int})
+    return _build(ConsentRequest, data, {"data_size": _opt_int, "details": _details})
 
 
 def parse_picker(data: dict[str, Any]) -> tuple[str, bool, list[CertChoice]]:
@@ -504,6 +523,8 @@ class ConsentDialog(Dialog):
             self.add_row("证书 (Certificate)", request.cert_subject)
         if request.cert_issuer:
             self.add_row("颁发者 (Issuer)", request.cert_issuer)
+        for key, value in request.details:
+            self.add_row(key, value)
         if request.operation == "sign.data":
             if request.text is not None:
                 self._text_box(request)

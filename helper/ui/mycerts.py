@@ -146,6 +146,8 @@ EXPIRY_STYLES = {
     ExpiryState.WARNING: "warn",
     ExpiryState.OK: "",
 }
+#: what an old certificate kept after its renewal is called
+ARCHIVED_WORDS = "已归档 (archived)"
 EXPIRY_WORDS = {
     ExpiryState.OK: "正常 (valid)",
     ExpiryState.WARNING: "30 天内到期 (expires within 30 days)",
@@ -264,10 +266,11 @@ def build_rows(views: Sequence[TokenView], now: datetime) -> list[Row]:
                 m.issuer_cn or m.issuer_dn or "—",
                 elide(m.serial_hex),
                 local_date(m.not_after),
-                days_text(m.days_left(now), state),
+                ARCHIVED_WORDS if c.archived else days_text(m.days_left(now), state),
                 t.label,
             )
-            rows.append(Row(c.id, "cert", t, values, EXPIRY_TAGS[state], c, v))
+            tag = "muted" if c.archived else EXPIRY_TAGS[state]
+            rows.append(Row(c.id, "cert", t, values, tag, c, v))
         if v.error is not None:
             text = f"⚠ 读取失败 (cannot read): {v.error.message_zh}"
             rows.append(
@@ -377,9 +380,18 @@ def detail_lines(row: Row, now: datetime) -> list[tuple[str, str, str]]:
             key += f" {m.key_bits} 位 ({m.key_bits} bits)"
         if m.curve:
             key += f"  {m.curve}"
+        status = (
+            (
+                "状态 (State)",
+                f"{ARCHIVED_WORDS}：已由延期后的新证书取代 (replaced by its renewal)",
+                "",
+            )
+            if c.archived
+            else ("状态 (State)", EXPIRY_WORDS[state], EXPIRY_STYLES[state])
+        )
         lines += [
             ("有效期 (Validity)", validity, EXPIRY_STYLES[state]),
-            ("状态 (State)", EXPIRY_WORDS[state], EXPIRY_STYLES[state]),
+            status,
             ("颁发者 (Issuer)", m.issuer_dn or "—", ""),
             ("序列号 (Serial)", m.serial_hex, "mono"),
             ("密钥 (Key)", key, ""),

@@ -23,6 +23,7 @@ from helper.bridge.hebca.settings import HebcaOriginOptions, HebcaSettings
 from helper.cms import verify_signed_data
 from helper.errors import CertificateNotFound
 from helper.services.bridge_service import BadParams, BridgeService, NoCertificate
+from helper.services.renewal import RenewalService
 from helper.services.tokens import CertEntry, algorithm_for
 
 RET_OK = 0
@@ -110,10 +111,24 @@ class HebcaConnection:
     #: the certificate used by the last request (for the audit trail)
     used: str | None = None
 
+    @property
+    def is_ca(self) -> bool:
+        """A configured CA origin: the only kind that may renew certificates."""
+        return self.service.renewal is not None and self.service.renewal.is_ca(self.origin)
+
+    def renewal(self) -> RenewalService:
+        if self.service.renewal is None or not self.is_ca:
+            raise HebcaRefused()
+        return self.service.renewal
+
     # --- certificates ---------------------------------------------------------
 
     async def certificates(self) -> list[CertEntry]:
-        entries = [e for e in await self.service.entries() if e.model is not None and e.private_key]
+        entries = [
+            e
+            for e in await self.service.entries()
+            if e.model is not None and e.private_key and not e.archived
+        ]
         return sorted(
             entries,
             key=lambda e: (e.token.label, e.token.serial, e.model.subject_cn, e.model.serial_hex),  # type: ignore[union-attr]
@@ -509,6 +524,35 @@ async def delete_from_cert_store(c: HebcaConnection, p: dict[str, Any]) -> dict[
     return {}  # no Windows certificate store here: nothing to clean
 
 
+@fn("GenKeyPair")
+async def gen_key_pair(c: HebcaConnection, p: dict[str, Any]) -> dict[str, Any]:
+    """CA origins only: a new key pair on the key of the certificate named ``cn``,
+    after the same window check, confirmation and PIN as ``renewal.request``.
+    The reply is the new public key as a base64 SubjectPublicKeyInfo."""
+    renewal = c.renewal()
+    if not _flag(p.get("rsaflag")):
+        raise HebcaUnsupported(detail="SM2 key generation")  # only RSA keys are made here
+    cn = _text(p.get("cn", ""), "cn").strip()
+    certs = [e for e in await c.sign_certs() if e.model and e.model.key_type == "RSA"]
+    named = [e for e in certs if e.model and e.model.subject_cn == cn] if cn else certs
+    chosen = [e for e in named if e.model and e.model.sha256 in (c.sign, c.current)]
+    entry = chosen[0] if chosen else await c.pick(named)
+    c.select(entry, as_sign=True)
+    spki, _key_id = await renewal.prepare_key(c.origin, entry, new_key=True)
+    return {"pubkeyb64": _b64out(spki)}
+
+
+@fn("ImportCert")
+async def import_cert(c: HebcaConnection, p: dict[str, Any]) -> dict[str, Any]:
+    """CA origins only: ``renewal.install`` with the same checks and confirmation."""
+    renewal = c.renewal()
+    der = _b64(p.get("b64cert"), "b64cert")
+    signing = _flag(p.get("signflag", True))
+    await renewal.install(c.origin, _b64out(der), [], signing=signing)
+    return {}
+
+
+#: refused for every origin, except CA_ONLY ones for the configured CA origins
 REFUSED = frozenset(
     {
         "Execute",
@@ -542,10 +586,13 @@ REFUSED = frozenset(
 )
 
 
+CA_ONLY = frozenset({"GenKeyPair", "ImportCert"})
+
+
 async def dispatch(c: HebcaConnection, function: str, params: dict[str, Any]) -> dict[str, Any]:
     """The reply payload for one request (errors become ret/msg)."""
     handler = HANDLERS.get(function)
-    if handler is None or function in REFUSED:
+    if handler is None or (function in REFUSED and not (function in CA_ONLY and c.is_ca)):
         raise HebcaRefused()
     result = await handler(c, params)
     return {"ret": RET_OK, **result}

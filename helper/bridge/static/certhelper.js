@@ -313,6 +313,22 @@
       const params = Object.assign({ data: data }, pick(options, ["format", "text", "certificate"]));
       return call("sign.data", params, DIALOG_TIMEOUT);
     },
+    /** Certificate renewal, for the CA's own pages only (configured CA origins). */
+    renewal: {
+      /** [{sha256, subject_cn, not_after, days_left, in_window, der, …}] and the window. */
+      status: async () => call("renewal.status", {}, SHORT_TIMEOUT),
+      /** A PKCS#10 request (base64 DER) for `certificate` (sha256 hex); {newKey: true}
+       *  has the key make a new key pair first. */
+      request: async (certificate, options) =>
+        call(
+          "renewal.request",
+          { certificate: certificate, new_key: !!(options && options.newKey) },
+          2 * DIALOG_TIMEOUT + SHORT_TIMEOUT // confirmation, PIN, then key generation
+        ),
+      /** Write the renewed certificate (base64 DER) onto the key; `chain`: base64 DER CAs. */
+      install: async (certificate, chain) =>
+        call("renewal.install", { certificate: certificate, chain: chain || [] }, DIALOG_TIMEOUT),
+    },
     /** End this site's login session on the key. */
     logout: async () => call("auth.logout", {}, SHORT_TIMEOUT),
     /** Listen to token.inserted, token.removed, certificate.expiring, open, close, error. */
