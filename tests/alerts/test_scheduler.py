@@ -146,6 +146,30 @@ def test_an_old_certificate_left_beside_its_renewal_is_not_announced(state: Path
     assert thresholds(alerts.due([old, other_key])) == ["expired"]
 
 
+def test_an_archived_certificate_is_never_announced(state: Path) -> None:
+    from dataclasses import replace
+
+    clock = Clock(NOT_AFTER - 5 * DAY)
+    old = entry(NOT_AFTER)
+    archived = replace(old, obj=replace(old.obj, label="archived-20261126:" + old.obj.label))
+    alerts = AlertScheduler(state, clock)
+    assert alerts.check([archived]) == []
+    assert thresholds(alerts.check([old])) == ["7"]  # the same certificate, unarchived
+
+
+def test_reset_forgets_what_was_announced(state: Path) -> None:
+    clock = Clock(NOT_AFTER - 5 * DAY)
+    old = entry(NOT_AFTER)
+    alerts = AlertScheduler(state, clock)
+    assert thresholds(alerts.check([old])) == ["7"]
+    assert alerts.check([old]) == []
+    sha = old.model.sha256  # type: ignore[union-attr]
+    alerts.reset(sha, "0" * 64)
+    assert alerts.announced(sha) == ()
+    assert AlertScheduler(state, clock).announced(sha) == ()  # written to the file
+    assert thresholds(alerts.check([old])) == ["7"]
+
+
 def test_only_readable_certificates_with_a_private_key(state: Path) -> None:
     clock = Clock(NOT_AFTER - 5 * DAY)
     no_key = entry(NOT_AFTER, "沧州市无私钥测试有限公司", key=False)

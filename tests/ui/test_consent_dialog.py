@@ -122,3 +122,45 @@ def test_connect_request(desk: Desktop) -> None:
 
     request = consent_request(operation="connect", cert_subject=None, cert_issuer=None)
     assert desk.drive(desk.prompter().ask_consent(request), steps) is ConsentChoice.ALWAYS
+
+
+def test_renewal_confirmation_shows_its_details(desk: Desktop) -> None:
+    """The write confirmation lists what will happen, one row per detail: the
+    window grows by those rows, and Enter (允许一次) confirms."""
+    details = (
+        ("新证书序列号 (New serial)", "7A3F0C21D4E5B6A7"),
+        ("新有效期 (New validity)", "2026-11-26 21:00 至 (to) 2027-12-01 21:00"),
+        ("原证书有效期至 (Old valid to)", "2026-12-01 21:00"),
+        ("原证书 (Old certificate)", "保留为归档证书，不再使用 (kept, archived, no longer used)"),
+        ("USB Key", "河北CA测试Key2"),
+    )
+    heights = {}
+    for name, rows in (("plain", ()), ("details", details)):
+        request = consent_request(
+            origin="https://www.hebca.com",
+            insecure_origin=False,
+            operation="renewal.install",
+            allow_always=False,
+            details=rows,
+        )
+
+        def steps(name: str = name) -> None:
+            wid = desk.wait_window()
+            heights[name] = desk.geometry(wid)[3]
+            if name == "details":
+                desk.screenshot("consent-renewal-install")
+            desk.key("Return")
+
+        assert desk.drive(desk.prompter().ask_consent(request), steps) is ConsentChoice.ONCE
+    assert heights["details"] >= heights["plain"] + 5 * 18  # five more rows
+
+
+def test_parse_consent_details() -> None:
+    from helper.ui.dialogs import BadRequest, parse_consent
+
+    base = {"origin": "https://www.hebca.com", "insecure_origin": False, "operation": "x"}
+    parsed = parse_consent({**base, "details": [["a", "b"], ["c", "d"]]})
+    assert parsed.details == (("a", "b"), ("c", "d"))
+    for bad in ("text", [["a"]], [["a", 1]], [1, 2]):
+        with pytest.raises(BadRequest):
+            parse_consent({**base, "details": bad})

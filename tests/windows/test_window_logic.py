@@ -230,6 +230,21 @@ def test_details_name_every_subject_field(views: list[Any], fixtures: Fixtures) 
     assert any(k == "错误 (Error)" for k, _, _ in mycerts.detail_lines(unreadable, now))
 
 
+def test_an_archived_certificate_is_shown_as_archived(views: list[Any], fixtures) -> None:
+    now = datetime.now(UTC)
+    view = next(
+        v for v in views if any(c.obj.label == "沧州市即将到期测试有限公司" for c in v.certificates)
+    )
+    entry = next(c for c in view.certificates if c.obj.label == "沧州市即将到期测试有限公司")
+    obj = dataclasses.replace(entry.obj, label="archived-20261126:" + entry.obj.label)
+    archived = dataclasses.replace(entry, obj=obj)
+    changed = dataclasses.replace(view, certificates=[archived])
+    (row,) = [r for r in mycerts.build_rows([changed], now) if r.entry is archived]
+    assert row.values[4] == mycerts.ARCHIVED_WORDS and row.tag == "muted"
+    state = dict((k, v) for k, v, _ in mycerts.detail_lines(row, now))["状态 (State)"]
+    assert state.startswith(mycerts.ARCHIVED_WORDS)
+
+
 def test_signature_changes_only_with_what_is_shown(views: list[Any]) -> None:
     now = datetime.now(UTC)
     modules: list[ModuleStatus] = []
