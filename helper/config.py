@@ -91,6 +91,10 @@ class Config:
     #: archived-YYYYMMDD: label) or "remove"; its key is never deleted
     renewal_old_certificate: str = "archive"
 
+    def page_origins(self) -> list[str]:
+        """Every origin whose pages talk to the helper: the halls, then the CAs."""
+        return list(dict.fromkeys([*self.origins, *self.renewal_ca_origins]))
+
 
 _KEYS: dict[str, type | tuple[type, ...]] = {
     "modules": list,

@@ -32,7 +32,7 @@ def _install_policy(config: Config, manifest: manifest_mod.Manifest, *, dry_run:
     """Chrome/Chromium managed policy letting the configured halls reach the helper
     (docs/lna.md: a plain-http public hall needs it under Local Network Access)."""
     root = policy_root()
-    origins = list(config.origins)
+    origins = config.page_origins()  # the CAs' renewal pages reach it too
     files = browser_policy.policy_paths(root)
     before = {p: p.read_bytes() for p in files if p.exists()}
     if dry_run:

@@ -32,7 +32,9 @@ def write_policy(root: Path, rel: str, data: dict) -> None:
 
 def test_policy_missing_explains_local_network_access(tmp_path: Path) -> None:
     env = make_env(tmp_path)
-    [f] = policy_findings(Config(origins=[HALL, "http://127.0.0.1:9010"]), env)
+    [f] = policy_findings(
+        Config(renewal_ca_origins=[], origins=[HALL, "http://127.0.0.1:9010"]), env
+    )
     assert (f.level, f.code) == ("error", "browser_policy_missing")
     assert HALL in f.message
     assert "sudo certhelper install --system" in f.fix
@@ -43,7 +45,9 @@ def test_policy_written_by_the_installer_is_recognised(tmp_path: Path) -> None:
 
     env = make_env(tmp_path)
     install_policy([HALL], env.policy_root)
-    assert codes(policy_findings(Config(origins=[HALL]), env)) == [("ok", "browser_policy_ok")]
+    assert codes(policy_findings(Config(renewal_ca_origins=[], origins=[HALL]), env)) == [
+        ("ok", "browser_policy_ok")
+    ]
 
 
 def test_allow_lists_alone_do_not_let_a_plain_http_hall_through(tmp_path: Path) -> None:
@@ -56,7 +60,7 @@ def test_allow_lists_alone_do_not_let_a_plain_http_hall_through(tmp_path: Path) 
             rel,
             {"LocalNetworkAccessAllowedForUrls": [HALL], "LoopbackNetworkAllowedForUrls": [HALL]},
         )
-    assert codes(policy_findings(Config(origins=[HALL]), env)) == [
+    assert codes(policy_findings(Config(renewal_ca_origins=[], origins=[HALL]), env)) == [
         ("error", "browser_policy_missing")
     ]
 
@@ -66,13 +70,16 @@ def test_policy_for_another_origin_does_not_count(tmp_path: Path) -> None:
 
     env = make_env(tmp_path)
     install_policy(["http://111.62.46.105:9011"], env.policy_root)
-    assert codes(policy_findings(Config(origins=[HALL]), env)) == [
+    assert codes(policy_findings(Config(renewal_ca_origins=[], origins=[HALL]), env)) == [
         ("error", "browser_policy_missing")
     ]
 
 
 def test_loopback_halls_need_nothing_https_halls_get_a_note(tmp_path: Path) -> None:
-    config = Config(origins=["http://127.0.0.1:9010", "http://localhost:1", "https://x.cn"])
+    config = Config(
+        renewal_ca_origins=[],
+        origins=["http://127.0.0.1:9010", "http://localhost:1", "https://x.cn"],
+    )
     assert codes(policy_findings(config, make_env(tmp_path))) == [
         ("warning", "browser_policy_partial")
     ]
@@ -160,3 +167,14 @@ def test_https_ping_refuses_without_ca(tmp_path: Path) -> None:
         ("error", "bridge_port_failed"),
     ]
     assert ssl.HAS_SNI  # the ping uses a normal verifying client context
+
+
+def test_ca_origins_are_checked_like_halls(tmp_path: Path) -> None:
+    """The CA's renewal pages reach the helper too: they are in the policy check."""
+    from installer.policy import write_policy as install_policy
+
+    env = make_env(tmp_path)
+    config = Config(origins=[HALL], renewal_ca_origins=["http://ca.example.cn"])
+    assert codes(policy_findings(config, env)) == [("error", "browser_policy_missing")] * 2
+    install_policy(config.page_origins(), env.policy_root)
+    assert codes(policy_findings(config, env)) == [("ok", "browser_policy_ok")] * 2

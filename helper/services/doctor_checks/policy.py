@@ -21,5 +21,5 @@ def policy_findings(config: Config, env: DoctorEnv) -> list[Finding]:
         return []
     return [
         Finding(level, _CODES[level], message, fix)  # type: ignore[arg-type]
-        for level, message, fix in _policy_findings(list(config.origins), env.policy_root)
+        for level, message, fix in _policy_findings(config.page_origins(), env.policy_root)
     ]
