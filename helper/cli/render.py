@@ -95,6 +95,8 @@ def print_list(modules: list[ModuleStatus], views: list[TokenView], now: datetim
             print(f"    {_key_desc(c)}  序列号 serial {m.serial_hex}  {key}")
             if m.signing_note:
                 print(f"    ⚠ {m.signing_note}")
+            if c.archived:
+                print("    已归档：已由延期后的新证书取代 (archived: replaced by its renewal)")
         for k in v.keys_without_certificate:
             size = f"-{k.key_bits}" if k.key_bits else ""
             print(
