@@ -1,5 +1,7 @@
 # 证书助手 (certhelper) — set-up, demo and tests on Debian/Ubuntu.
-#   make demo   install what is missing, build the demo token, list its certificates
+#   make demo   install what is missing, build the demo token, list its certificates,
+#               run the helper with the demo hall (:9010) and the demo CA (:9020)
+#   make demo-reset  rebuild the demo token (undoes renewals: new keys and certificates)
 #   make test   install what is missing (plus test tools), lint, run the tests
 # Works as root or as a user with sudo.
 
@@ -16,10 +18,11 @@ APT_RUNTIME := softhsm2 opensc openssl libnss3-tools python3-tk fonts-noto-cjk \
 # real windows under Xvfb, and Debian's Chromium for the browser tests (never a downloaded one)
 APT_TEST    := xvfb xdotool x11-utils imagemagick chromium trayer dbus
 
-.PHONY: demo test deps venv venv-test demo-token lint bench clean help
+.PHONY: demo demo-reset test deps venv venv-test demo-token lint bench clean help
 
 help:
 	@echo "make demo   — set up and run certhelper on the built-in demo token"
+	@echo "make demo-reset — rebuild the demo token (after a renewal demo)"
 	@echo "make test   — set up and run the test suite"
 	@echo "make bench  — run the benchmarks (tests/bench)"
 
@@ -55,6 +58,12 @@ venv-test: deps $(PY)
 demo-token: venv
 	@dir=$$($(PY) -c 'from helper.config import demo_dir; print(demo_dir())'); \
 	$(PY) softhsm-fixtures/build.py "$$dir" --profile demo
+
+# A renewal at the demo CA writes to the demo token; this builds it afresh (new keys,
+# the expiring certificate again 5 days from now). Stop `make demo` first.
+demo-reset: venv
+	@dir=$$($(PY) -c 'from helper.config import demo_dir; print(demo_dir())'); \
+	$(PY) softhsm-fixtures/build.py "$$dir" --profile demo --force
 
 demo: demo-token
 	$(VENV)/bin/certhelper --demo list

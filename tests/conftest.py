@@ -22,6 +22,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = ROOT / "softhsm-fixtures" / "build.py"
 USER_PIN = "123456"  # the fixtures' (and HEBCA's) initial user PIN
+#: renewal_pki / renewal_token: one session build shared by every suite
+pytest_plugins = ["tests.renewal.fixtures"]
 
 
 def softhsm_module() -> str:

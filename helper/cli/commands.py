@@ -228,12 +228,27 @@ def cmd_demo_hall(args: argparse.Namespace, config: Config, factory: Factory) ->
     return 0
 
 
+def cmd_demo_ca(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    from helper.demo.ca import run_demo_ca
+
+    try:
+        run_demo_ca(port=args.port, helper_base=args.helper)
+    except ValueError as exc:
+        raise BadInput(detail=str(exc)) from None
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace, config: Config, factory: Factory) -> int:
     import asyncio
 
+    from helper.demo.ca import demo_ca_files
     from helper.demo.together import run_demo
     from helper.ui.prompter import TkPrompter
 
+    try:
+        demo_ca_files()  # the demo CA signs with the demo token's issuing CA
+    except ValueError as exc:
+        raise BadInput(detail=str(exc)) from None
     service = _service(config, factory)
     prompter = TkPrompter(timeout=config.dialog_timeout)
     asyncio.run(run_demo(config, service, prompter, open_browser=not args.no_browser))
@@ -308,6 +323,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Config, Factory], int]] = {
     "serve": cmd_serve,
     "run": cmd_run,
     "demo-hall": cmd_demo_hall,
+    "demo-ca": cmd_demo_ca,
     "demo": cmd_demo,
     "origins": cmd_origins,
     "audit": cmd_audit,

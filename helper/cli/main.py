@@ -26,6 +26,8 @@ EXIT_OK = 0
 EXIT_INTERNAL = 1
 EXIT_USAGE = 2
 EXIT_DOCTOR_PROBLEMS = 9
+#: what 证书延期 opens with --demo: the demo CA (`certhelper demo-ca`)
+DEMO_CA_URL = "http://127.0.0.1:9020/"
 
 ServiceFactory = Callable[[Config], TokenService]
 
@@ -107,7 +109,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the hall's pages find certhelper",
     )
 
-    s = sub.add_parser("demo", help="演示：证书助手 + 演示大厅 (bridge and demo hall together)")
+    s = sub.add_parser("demo-ca", help="演示CA：证书在线延期 (the demo CA's renewal site, :9020)")
+    s.add_argument("--port", type=int, default=9020)
+    s.add_argument(
+        "--helper",
+        default="https://127.0.0.1:17213",
+        metavar="URL",
+        help="where the CA's pages find certhelper",
+    )
+
+    s = sub.add_parser(
+        "demo", help="演示：证书助手 + 演示大厅 + 演示CA (bridge, demo hall and demo CA together)"
+    )
     s.add_argument("--no-browser", action="store_true", help="do not open a browser")
 
     s = sub.add_parser("audit", help="审计日志 (audit log)")
@@ -137,6 +150,11 @@ def resolve_config(args: argparse.Namespace) -> Config:
         if not softhsm:
             raise ConfigInvalid(detail="SoftHSM 未安装 (softhsm2 is not installed)")
         config.modules, config.use_catalog, config.softhsm2_conf = softhsm[:1], False, str(conf)
+        root = demo_dir() / "ca" / "root-ca.pem"  # the demo CA's (`certhelper demo-ca`)
+        if root.exists() and str(root) not in config.renewal_ca_roots:
+            config.renewal_ca_roots.append(str(root))
+        if config.renewal_url == Config.renewal_url:  # 证书延期 opens the demo CA
+            config.renewal_url = DEMO_CA_URL
     return config
 
 

@@ -1,6 +1,7 @@
-"""``certhelper --demo demo``: the bridge (with the HEBCA-compatible endpoint) and the
-demo hall in one process, so `make demo` shows both logins with one command: the
-modern one (/ish/) and the legacy one (/ish/legacy)."""
+"""``certhelper --demo demo``: the bridge (with the HEBCA-compatible endpoint), the
+demo hall and the demo CA in one process, so `make demo` shows both logins with one
+command (the modern one, /ish/, and the legacy one, /ish/legacy) and the online
+renewal of the demo token's expiring certificate (http://127.0.0.1:9020/)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import webbrowser
 
 from aiohttp import web
 
-from helper.bridge.server import start_bridge, wait_for_signal
+from helper.bridge.server import RunningBridge, start_bridge, wait_for_signal
 from helper.config import Config
+from helper.demo.ca import DEFAULT_PORT as CA_PORT
+from helper.demo.ca import demo_ca_app, demo_ca_files
 from helper.demo.hall import BASE, _demo_ca_files, create_hall_app, split_ca_certificates
 from helper.services.prompts import Prompter
 from helper.services.tokens import TokenService
@@ -25,29 +28,54 @@ async def run_demo(
     hall_origin = f"http://{HALL_HOST}:{HALL_PORT}"
     if hall_origin not in config.origins:
         config.origins.append(hall_origin)
+    # the demo CA: the helper lets its origin renew and trusts its root for the results
+    ca_files = demo_ca_files()
+    ca_origin = f"http://{HALL_HOST}:{CA_PORT}"
+    if ca_origin not in config.renewal_ca_origins:
+        config.renewal_ca_origins.append(ca_origin)
+    if str(ca_files.root) not in config.renewal_ca_roots:
+        config.renewal_ca_roots.append(str(ca_files.root))
     bridge = await start_bridge(
         config,
         tokens=tokens,
         prompter=prompter,
         hebca_port=config.hebca_port if config.hebca_enabled else None,
     )
-    files = _demo_ca_files()
-    anchors, intermediates = split_ca_certificates([f.read_bytes() for f in files])
-    hall = create_hall_app(
-        anchors,
-        origin=hall_origin,
-        helper_base=f"https://127.0.0.1:{bridge.port}",
-        intermediates=intermediates,
-        hebca_port=bridge.hebca_port or config.hebca_port,  # the legacy login page's
-    )
-    runner = web.AppRunner(hall, access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, HALL_HOST, HALL_PORT).start()
+    runners: list[web.AppRunner] = []
+    try:
+        files = _demo_ca_files()
+        anchors, intermediates = split_ca_certificates([f.read_bytes() for f in files])
+        hall = create_hall_app(
+            anchors,
+            origin=hall_origin,
+            helper_base=f"https://127.0.0.1:{bridge.port}",
+            intermediates=intermediates,
+            hebca_port=bridge.hebca_port or config.hebca_port,  # the legacy login page's
+        )
+        ca = demo_ca_app(ca_files, origin=ca_origin, helper_base=f"https://127.0.0.1:{bridge.port}")
+        for app, port in ((hall, HALL_PORT), (ca, CA_PORT)):
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, HALL_HOST, port).start()
+        _announce(hall_origin, ca_origin, bridge)
+        if open_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+            webbrowser.open(f"{hall_origin}{BASE}/")
+        await wait_for_signal()
+    finally:
+        for runner in reversed(runners):
+            await runner.cleanup()
+        await bridge.stop()
+        tokens.close()
+
+
+def _announce(hall_origin: str, ca_origin: str, bridge: RunningBridge) -> None:
     url = f"{hall_origin}{BASE}/"
     print(f"证书助手 (helper):      https://127.0.0.1:{bridge.port}/v1/ping", flush=True)
     print(f"演示大厅 (demo hall):   {url}", flush=True)
     if bridge.hebca_port:
         print(f"旧版登录 (legacy login): {url}legacy", flush=True)
+    print(f"演示CA 证书延期 (demo CA renewal): {ca_origin}/", flush=True)
     if bridge.ca_path:
         print(
             "浏览器需信任本机 CA (the browser must trust the local CA), e.g. for Chrome/Chromium:\n"
@@ -55,11 +83,3 @@ async def run_demo(
             flush=True,
         )
     print("演示 Key 密码 (demo PIN): 123456 — Ctrl+C 退出 (quit)", flush=True)
-    if open_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        webbrowser.open(url)
-    try:
-        await wait_for_signal()
-    finally:
-        await runner.cleanup()
-        await bridge.stop()
-        tokens.close()

@@ -24,7 +24,7 @@ from drivers import errors as E
 from drivers.pkcs11_driver import Pkcs11Driver
 from drivers.types import CertObject, KeyPairSpec, NewCertificate, Pin, SignAlgorithm
 from tests.conftest import USER_PIN
-from tests.renewal.conftest import LABEL, PluggedToken
+from tests.renewal.fixtures import LABEL, PluggedToken
 
 RSA_LABEL = "沧州市续期测试有限公司"  # spec.toml: renew_rsa
 EC_LABEL = "沧州市续期测试贸易公司"  # spec.toml: renew_ec

@@ -17,7 +17,7 @@ from helper.bridge.hebca.settings import HebcaOriginOptions
 from helper.services.renewal import RenewalService, RenewalSettings
 from tests.bridge.conftest import ScriptedPrompter
 from tests.hebca.conftest import HALL, REFUSED, Hebca, call, js, ok, running_hebca
-from tests.renewal.conftest import PluggedToken
+from tests.renewal.fixtures import PluggedToken
 from tests.renewal.issue import issue
 from tests.renewal.test_renewal_api import RSA_CN, snapshot
 

@@ -26,7 +26,7 @@ from helper.services.prompts import ConsentChoice
 from helper.services.renewal import RenewalService, RenewalSettings
 from tests.bridge.conftest import HALL, Bridge, ScriptedPrompter, call, running_bridge
 from tests.conftest import Fixtures
-from tests.renewal.conftest import PluggedToken
+from tests.renewal.fixtures import PluggedToken
 from tests.renewal.issue import issue, uid_extension
 
 CA = "https://www.hebca.com"
