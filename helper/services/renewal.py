@@ -153,6 +153,7 @@ class _Target:
     driver: TokenDriver
     token: TokenInfo
     key_id: bytes
+    key_label: str = ""
 
 
 def _normal_spki(spki: bytes) -> bytes:
@@ -412,7 +413,8 @@ class RenewalService:
             check_chain(model.der, self.settings.ca_roots, chain, now)
         except UntrustedChain as exc:
             raise RenewalUntrusted(detail=exc.detail) from None
-        label = strip_archive(old.obj.label) or model.subject_cn
+        # the key's label, as the issue of the key pair named it (else the old one's)
+        label = target.key_label or strip_archive(old.obj.label) or model.subject_cn
         archived = archive_label(old.obj.label, now) if self.settings.archive_old else None
         await self._confirm(
             origin,
@@ -481,11 +483,12 @@ class RenewalService:
                 continue
             for p in publics:
                 if _normal_spki(p.spki) == wanted:
-                    return _Target(driver, token, p.key_id)
+                    return _Target(driver, token, p.key_id, p.label)
         for e in entries:  # tokens without public-key objects: a certificate tells
             if e.model and e.private_key and _normal_spki(e.model.spki_der) == wanted:
+                key = e.private_key
                 return _Target(
-                    self.bridge.tokens.driver_for(e.token), e.token, e.private_key.key_id
+                    self.bridge.tokens.driver_for(e.token), e.token, key.key_id, key.label
                 )
         present = {t.serial for _d, t in tokens}
         if any(serial not in present for serial, _k in self._pending):
