@@ -354,6 +354,10 @@ class BridgeService:
             data_sha256=hashlib.sha256(data).hexdigest(),
             allow_always=False,
         )
+        await self.confirm(origin, request)
+
+    async def confirm(self, origin: str, request: ConsentRequest) -> None:
+        """A consent dialog that raises unless the person chose 允许一次."""
         choice = await self._dialog(origin, lambda: self.prompter.ask_consent(request))
         if choice is not ConsentChoice.ONCE:
             raise ConsentDenied()
@@ -364,7 +368,9 @@ class BridgeService:
         except OSError:
             log.exception("audit log not writable")
 
-    async def _audited(self, origin: str, operation: str, work):  # type: ignore[no-untyped-def]
+    async def audited(self, origin: str, operation: str, work):  # type: ignore[no-untyped-def]
+        """Run ``work(cert)`` and write one audit entry with its outcome; ``work``
+        puts the certificate's SHA-256 in ``cert[0]`` once it knows it."""
         cert: list[str | None] = [None]
         try:
             result = await work(cert)
@@ -402,7 +408,7 @@ class BridgeService:
                 for e in await self.usable()
             ]
 
-        return await self._audited(origin, "certificates.list", work)
+        return await self.audited(origin, "certificates.list", work)
 
     async def authenticate(
         self, origin: str, challenge: Any, cert_filter: str | None
@@ -435,7 +441,7 @@ class BridgeService:
                 "app_version": __version__,
             }
 
-        return await self._audited(origin, "auth.authenticate", work)
+        return await self.audited(origin, "auth.authenticate", work)
 
     async def sign_data(
         self,
@@ -475,7 +481,7 @@ class BridgeService:
                 "algorithm": _JWS.get(algorithm, algorithm.value),
             }
 
-        return await self._audited(origin, "sign.data", work)
+        return await self.audited(origin, "sign.data", work)
 
     @staticmethod
     async def _on_worker(driver, fn, *args):  # type: ignore[no-untyped-def]
@@ -511,7 +517,7 @@ class BridgeService:
             for s in self.sessions.for_origin(origin):
                 await self.end_session(s.token_serial)
 
-        await self._audited(origin, "auth.logout", work)
+        await self.audited(origin, "auth.logout", work)
 
     async def end_session(self, serial: str) -> None:
         session = self.sessions.end(serial)

@@ -42,9 +42,9 @@ from drivers.types import KeyPairSpec, NewCertificate, TokenInfo
 from helper.csr import build_csr, issuer_der, subject_der
 from helper.domain.certificate import CertificateModel
 from helper.domain.renewal import RenewalWindow, archive_label, strip_archive
-from helper.errors import CertificateUnreadable, ConsentDenied
+from helper.errors import CertificateUnreadable
 from helper.services.bridge_service import BadParams, BridgeService, b64decode_param
-from helper.services.prompts import ConsentChoice, ConsentRequest
+from helper.services.prompts import ConsentRequest
 from helper.services.summary import iso
 from helper.services.tokens import CertEntry, algorithm_for
 from helper.verify import UntrustedChain, check_chain
@@ -222,11 +222,7 @@ class RenewalService:
             allow_always=False,
             details=tuple(details),
         )
-        choice = await self.bridge._dialog(
-            origin, lambda: self.bridge.prompter.ask_consent(request)
-        )
-        if choice is not ConsentChoice.ONCE:
-            raise ConsentDenied()
+        await self.bridge.confirm(origin, request)
 
     # --- status --------------------------------------------------------------------
 
@@ -265,7 +261,7 @@ class RenewalService:
                 "window": {"before_days": window.before_days, "after_days": window.after_days},
             }
 
-        return await self.bridge._audited(origin, "renewal.status", work)
+        return await self.bridge.audited(origin, "renewal.status", work)
 
     # --- request -------------------------------------------------------------------
 
@@ -309,7 +305,7 @@ class RenewalService:
                 "key": "new" if new_key else "existing",
             }
 
-        return await self.bridge._audited(origin, "renewal.request", work)
+        return await self.bridge.audited(origin, "renewal.request", work)
 
     async def prepare_key(
         self, origin: str, entry: CertEntry, new_key: bool
@@ -392,7 +388,7 @@ class RenewalService:
             async with self._write_lock:
                 return await self._install(origin, model, intermediates)
 
-        return await self.bridge._audited(origin, "renewal.install", work)
+        return await self.bridge.audited(origin, "renewal.install", work)
 
     async def _install(
         self, origin: str, model: CertificateModel, chain: list[x509.Certificate]
