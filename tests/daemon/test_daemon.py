@@ -241,3 +241,23 @@ def test_expiry_alerts_once_per_threshold(start_daemon: Any, home: Path) -> None
     time.sleep(0.6)  # a few refreshes
     assert _expiry_notices(h2) == []  # announced once, remembered across runs
     assert h2.stop() == 0
+
+
+def test_a_renewal_resets_the_alerts_of_both_certificates(start_daemon: Any) -> None:
+    """The renewal hook is wired to the daemon: the old and the new certificate's
+    alert state is forgotten (written to alerts.json), and the tray looks again."""
+    h: Harness = start_daemon([healthy_key()])
+    h.wait_state("normal")
+    renewal = h.daemon.bridge.service.renewal
+    assert renewal is not None and renewal.on_renewed == h.daemon._on_renewed
+    alerts = h.daemon._alerts
+    old, new, other = "a" * 64, "b" * 64, "c" * 64
+    with alerts._lock:
+        for sha in (old, new, other):
+            alerts._state[sha] = {"announced": ["30", "7"]}
+        alerts._save()
+    h.on_loop(lambda: renewal.on_renewed(old, new))
+    assert (alerts.announced(old), alerts.announced(new)) == ((), ())
+    assert alerts.announced(other) == ("30", "7")
+    reread = type(alerts)(alerts.state_path, alerts.clock)
+    assert reread.announced(old) == () and reread.announced(other) == ("30", "7")
