@@ -47,7 +47,7 @@ from helper.demo.ca_issue import (
     load_certificate,
     load_request,
 )
-from helper.demo.hall import CST, DEFAULT_HELPER, _csp, _esc, _normalize_base
+from helper.demo.hall import CST, DEFAULT_HELPER, _esc, _normalize_base, page_headers
 from helper.domain.renewal import renewed_validity
 
 log = logging.getLogger(__name__)
@@ -252,13 +252,7 @@ def _handle(
 @web.middleware
 async def _headers(request: web.Request, handler: Any) -> web.StreamResponse:
     response = await handler(request)
-    ca = request.app[CA_KEY]
-    helper, ws = ca.helper_base, "wss://" + ca.helper_base.removeprefix("https://")
-    response.headers.setdefault(
-        "Content-Security-Policy", _csp(f"'self' {helper}", f"'self' {helper} {ws}")
-    )
-    response.headers.setdefault("X-Content-Type-Options", "nosniff")
-    response.headers.setdefault("Referrer-Policy", "same-origin")
+    page_headers(response, request.app[CA_KEY].helper_base)
     return response
 
 

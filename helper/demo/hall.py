@@ -181,16 +181,21 @@ def _csp(script_src: str, connect_src: str) -> str:
     )
 
 
-@web.middleware
-async def _headers(request: web.Request, handler: Any) -> web.StreamResponse:
-    response = await handler(request)
-    hall = request.app[HALL_KEY]
-    helper, ws = hall.helper_base, "wss://" + hall.helper_base.removeprefix("https://")
+def page_headers(response: web.StreamResponse, helper_base: str) -> None:
+    """The demo sites' headers: a CSP that lets the page load certhelper.js from the
+    helper and open its WSS, and nothing else; no sniffing; no cross-site referrer."""
+    helper, ws = helper_base, "wss://" + helper_base.removeprefix("https://")
     response.headers.setdefault(
         "Content-Security-Policy", _csp(f"'self' {helper}", f"'self' {helper} {ws}")
     )
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     response.headers.setdefault("Referrer-Policy", "same-origin")
+
+
+@web.middleware
+async def _headers(request: web.Request, handler: Any) -> web.StreamResponse:
+    response = await handler(request)
+    page_headers(response, request.app[HALL_KEY].helper_base)
     return response
 
 

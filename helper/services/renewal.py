@@ -200,8 +200,11 @@ class RenewalService:
     def is_ca(self, origin: str) -> bool:
         return origin in self.settings.ca_origins
 
-    def _require_ca(self, origin: str) -> None:
+    def _require_ca(self, origin: str, operation: str) -> None:
+        """Refuse (and audit) any origin that is not a configured CA, before any
+        parameter is looked at."""
         if not self.is_ca(origin):
+            self.bridge.audit_event(origin, operation, None, RenewalOriginRefused.code)
             raise RenewalOriginRefused(detail=origin[:100])
 
     async def _candidates(self) -> list[CertEntry]:
@@ -227,8 +230,9 @@ class RenewalService:
     # --- status --------------------------------------------------------------------
 
     async def status(self, origin: str) -> dict[str, Any]:
+        self._require_ca(origin, "renewal.status")
+
         async def work(_cert: list[str | None]) -> dict[str, Any]:
-            self._require_ca(origin)
             now = self.bridge.tokens.clock()
             window = self.settings.window
             out = []
@@ -279,11 +283,11 @@ class RenewalService:
         return found[0]
 
     async def request(self, origin: str, cert_filter: Any, new_key: Any) -> dict[str, Any]:
+        self._require_ca(origin, "renewal.request")
         if not isinstance(new_key, bool):
             raise BadParams(detail="'new_key' must be true or false")
 
         async def work(cert: list[str | None]) -> dict[str, Any]:
-            self._require_ca(origin)
             entry = await self.find(cert_filter)
             assert entry.model is not None
             cert[0] = entry.model.sha256
@@ -367,6 +371,7 @@ class RenewalService:
     async def install(
         self, origin: str, cert_b64: Any, chain_b64: Any, *, signing: bool | None = None
     ) -> dict[str, Any]:
+        self._require_ca(origin, "renewal.install")
         der = b64decode_param(cert_b64, "certificate")
         if chain_b64 is None:
             chain_b64 = []
@@ -375,7 +380,6 @@ class RenewalService:
         chain = [b64decode_param(c, "chain") for c in chain_b64]
 
         async def work(cert: list[str | None]) -> dict[str, Any]:
-            self._require_ca(origin)
             try:
                 model = CertificateModel.from_der(der)
                 x509.load_der_x509_certificate(model.der)
