@@ -78,6 +78,7 @@ test: venv-test lint
 bench: venv-test
 	$(PY) tests/bench/bench_driver.py
 	$(PY) tests/bench/bench_bridge.py
+	$(PY) tests/bench/bench_hops.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build dist
