@@ -1,7 +1,11 @@
-"""asyncio face of :class:`drivers.pkcs11_driver.Pkcs11Driver`.
+"""The one async way to reach a key: await the library's worker thread.
 
-Each call is handed to the module's worker thread and awaited, so the event
-loop never blocks on a token (ARCHITECTURE.md, "Threads and processes").
+:class:`AsyncDriver` wraps any :class:`~drivers.protocol.TokenDriver`; each
+call is handed to the driver's worker with :meth:`~TokenDriver.submit` and
+awaited with the driver's timeout, so the event loop never blocks on a token
+and no other thread sits in between (ARCHITECTURE.md, "Threads and processes").
+Several steps that belong together (e.g. building a CMS structure around
+signatures) run as one job with :meth:`AsyncDriver.run`.
 """
 
 from __future__ import annotations
@@ -11,45 +15,82 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from drivers import errors as E
-from drivers.pkcs11_driver import Pkcs11Driver
-from drivers.types import Pin, SignAlgorithm, TokenContents, TokenInfo
+from drivers.protocol import TokenDriver
+from drivers.types import (
+    CertObject,
+    KeyPairSpec,
+    NewCertificate,
+    Pin,
+    PublicKeyObject,
+    SignAlgorithm,
+    TokenContents,
+    TokenInfo,
+)
 
 T = TypeVar("T")
 
 
 class AsyncDriver:
-    def __init__(self, driver: Pkcs11Driver) -> None:
+    def __init__(self, driver: TokenDriver) -> None:
         self.driver = driver
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        fut = asyncio.wrap_future(self.driver.submit(fn, *args))
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on the worker thread; the driver's own calls inside it run
+        directly (they see they are on the worker)."""
+        # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
+        # cancellation that races with the result, and a cancelled caller (a
+        # hot-plug task being stopped) would then run on forever
         try:
-            return await asyncio.wait_for(fut, self.driver.timeout)
+            async with asyncio.timeout(self.driver.timeout):
+                return await asyncio.wrap_future(self.driver.submit(fn, *args))
         except TimeoutError:
             raise E.OperationTimeout(detail=f"{self.driver.timeout:.0f}s") from None
 
     async def list_tokens(self, *, rescan: bool = False) -> list[TokenInfo]:
-        return await self._run(lambda: self.driver.list_tokens(rescan=rescan))
+        return await self.run(lambda: self.driver.list_tokens(rescan=rescan))
 
     async def token_info(self, serial: str) -> TokenInfo:
-        return await self._run(self.driver.token_info, serial)
+        return await self.run(self.driver.token_info, serial)
 
     async def read_objects(self, serial: str) -> TokenContents:
-        return await self._run(self.driver.read_objects, serial)
+        return await self.run(self.driver.read_objects, serial)
 
     async def login(self, serial: str, pin: Pin | None) -> None:
-        await self._run(self.driver.login, serial, pin)
+        await self.run(self.driver.login, serial, pin)
 
     async def logout(self, serial: str) -> None:
-        await self._run(self.driver.logout, serial)
+        await self.run(self.driver.logout, serial)
 
-    async def is_logged_in(self, serial: str) -> bool:
-        return await self._run(self.driver.is_logged_in, serial)
+    def is_logged_in(self, serial: str) -> bool:
+        """The driver's bookkeeping: answered here, without a trip to the worker."""
+        return self.driver.is_logged_in(serial)
 
     async def sign(
         self, serial: str, key_id: bytes, data: bytes, algorithm: SignAlgorithm
     ) -> bytes:
-        return await self._run(self.driver.sign, serial, key_id, data, algorithm)
+        return await self.run(self.driver.sign, serial, key_id, data, algorithm)
 
     async def change_pin(self, serial: str, old: Pin, new: Pin) -> None:
-        await self._run(self.driver.change_pin, serial, old, new)
+        await self.run(self.driver.change_pin, serial, old, new)
+
+    async def public_keys(self, serial: str) -> list[PublicKeyObject]:
+        return await self.run(self.driver.public_keys, serial)
+
+    async def generate_key_pair(
+        self, serial: str, spec: KeyPairSpec, label: str
+    ) -> PublicKeyObject:
+        return await self.run(self.driver.generate_key_pair, serial, spec, label)
+
+    async def write_certificate(
+        self,
+        serial: str,
+        new: NewCertificate,
+        *,
+        replace: CertObject | None = None,
+        archive_label: str | None = None,
+    ) -> None:
+        await self.run(
+            lambda: self.driver.write_certificate(
+                serial, new, replace=replace, archive_label=archive_label
+            )
+        )

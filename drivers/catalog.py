@@ -1,4 +1,5 @@
-"""Known PKCS#11 modules per OS, kept as data in ``catalog.toml`` beside this file."""
+"""Known key libraries (PKCS#11 modules, SKF libraries) per OS, kept as data in
+``catalog.toml`` beside this file; each entry names its driver family."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ class CatalogEntry:
     install_hint_zh: str
     install_hint_en: str
     source: str
+    family: str = "pkcs11"
 
 
 def os_key(platform: str | None = None) -> str:
@@ -53,6 +55,7 @@ def load_catalog(platform: str | None = None, text: str | None = None) -> list[C
                 install_hint_zh=m.get("install_hint_zh", ""),
                 install_hint_en=m.get("install_hint_en", ""),
                 source=m.get("source", ""),
+                family=m.get("family", "pkcs11"),
             )
         )
     return out

@@ -1,8 +1,21 @@
-"""What the helper layer needs from a token driver (the real one or a test double)."""
+"""What the helper layer needs from a token driver — the only face of a key
+family that services see (PKCS#11 today, SKF next, test doubles alike).
+
+Every method is blocking and thread-safe: the driver hands the work to its
+library's single worker thread and waits. Async code never calls these
+directly; it awaits them through :class:`drivers.aio.AsyncDriver`, which uses
+:meth:`TokenDriver.submit` — the one async way to reach a key.
+
+What a family cannot do is declared in :class:`Capabilities`, so callers ask
+instead of guessing from the module's name or catching surprises.
+"""
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
 
 from drivers.types import (
     CertObject,
@@ -15,18 +28,52 @@ from drivers.types import (
     TokenInfo,
 )
 
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a driver family (or one loaded library) can do."""
+
+    #: signature algorithms the driver can produce
+    algorithms: frozenset[SignAlgorithm]
+    #: ``TokenInfo.pin_retries_left`` is exact (SKF's GetPINInfo), not only flags
+    pin_retry_counts: bool = False
+    #: ``TokenInfo.pin_is_default`` says whether the PIN is still the initial one
+    default_pin_flag: bool = False
+    #: key types ``generate_key_pair`` can make ("RSA", "EC", "SM2")
+    key_generation: frozenset[str] = frozenset()
+    #: ``write_certificate`` is available
+    certificate_writes: bool = False
+    #: the library reports insertion and removal itself (else: poll list_tokens)
+    device_events: bool = False
+
 
 class TokenDriver(Protocol):
+    #: the family's registry name: "pkcs11", "skf"
+    family: str
     module_path: str
     library_description: str
     manufacturer: str
+    #: seconds one key operation may take
+    timeout: float
+
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
+        """Run ``fn(*args)`` on the library's worker thread (errors already mapped)."""
+        ...
 
     def list_tokens(self, *, rescan: bool = False) -> list[TokenInfo]: ...
     def token_info(self, serial: str) -> TokenInfo: ...
     def read_objects(self, serial: str) -> TokenContents: ...
     def login(self, serial: str, pin: Pin | None) -> None: ...
     def logout(self, serial: str) -> None: ...
-    def is_logged_in(self, serial: str) -> bool: ...
+    def is_logged_in(self, serial: str) -> bool:
+        """From the driver's own bookkeeping (no library call, any thread)."""
+        ...
+
     def sign(self, serial: str, key_id: bytes, data: bytes, algorithm: SignAlgorithm) -> bytes: ...
     def change_pin(self, serial: str, old: Pin, new: Pin) -> None: ...
     def public_keys(self, serial: str) -> list[PublicKeyObject]: ...

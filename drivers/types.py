@@ -81,6 +81,13 @@ class TokenInfo:
     pin_max_len: int | None = None
     protected_auth_path: bool = False
     login_required: bool = True
+    #: the driver family that reads this token ("pkcs11", "skf")
+    family: str = "pkcs11"
+    #: exact PIN tries, where the family can tell (Capabilities.pin_retry_counts)
+    pin_retries_left: int | None = None
+    pin_max_retries: int | None = None
+    #: the PIN is still the issuer's initial one (Capabilities.default_pin_flag)
+    pin_is_default: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ from drivers.errors import ALL_ERRORS, CertHelperError, register
 
 __all__ = [
     "ALL_ERRORS",
+    "BadParams",
     "Cancelled",
     "CertHelperError",
     "CertificateAmbiguous",
@@ -111,3 +112,11 @@ class DialogFailed(CertHelperError):
     message_zh = "无法显示对话框（是否有图形界面？）"
     message_en = "The dialog could not be shown (is there a display?)"
     exit_code = 1
+
+
+@register
+class BadParams(CertHelperError):
+    code = "bad_params"
+    message_zh = "请求参数无效"
+    message_en = "Invalid request parameters"
+    exit_code = 2

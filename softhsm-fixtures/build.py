@@ -44,7 +44,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from drivers.ckraw import CK_TOKEN_INFO, CK_ULONG
+from drivers.pkcs11.ckraw import CK_TOKEN_INFO, CK_ULONG
 
 MANIFEST_SCHEMA = "certhelper-fixtures/1"
 SPEC_SCHEMA = "certhelper-pki/1"

@@ -94,7 +94,7 @@ def module_path() -> str:
 
 @pytest.fixture(scope="session")
 def driver(fixtures: Fixtures, module_path: str):
-    from drivers.pkcs11_driver import get_driver
+    from drivers.registry import get_driver
 
     drv = get_driver(module_path)
     yield drv

@@ -7,8 +7,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 
-from drivers.ckraw import RawModule, RawTokenInfo
-from drivers.pkcs11_driver import Pkcs11Driver
+from drivers.pkcs11.ckraw import RawModule, RawTokenInfo
+from drivers.pkcs11.driver import Pkcs11Driver
 
 
 class FlagsRaw:

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import helper.bridge.api  # each import registers its errors
-import helper.bridge.hebca.functions
+import helper.bridge.hebca.refused  # each import registers its errors
+import helper.bridge.native.api
 import helper.errors
-import helper.services.bridge_service
+import helper.services.gate
 import helper.services.renewal
 import helper.verify  # noqa: F401
 from drivers.errors import ALL_ERRORS

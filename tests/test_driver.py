@@ -14,7 +14,8 @@ from pkcs11 import TokenFlag
 
 from drivers import errors as E
 from drivers.aio import AsyncDriver
-from drivers.pkcs11_driver import Pkcs11Driver, get_driver, map_pkcs11_error, pin_state_from_flags
+from drivers.pkcs11 import Pkcs11Driver, map_pkcs11_error, pin_state_from_flags
+from drivers.registry import get_driver
 from drivers.types import Pin, PinState, SignAlgorithm
 from tests.conftest import USER_PIN, Fixtures
 from tests.doubles import token_flags

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from drivers.hotplug import HotplugPoller
-from drivers.pkcs11_driver import Pkcs11Driver
+from drivers.pkcs11.driver import Pkcs11Driver
 from drivers.types import Pin
 from tests.conftest import BUILD, USER_PIN, Fixtures
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pkcs11 import TokenFlag
 
-from drivers.pkcs11_driver import Pkcs11Driver
+from drivers.pkcs11.driver import Pkcs11Driver
 from helper.cli.main import main
 from helper.services.tokens import ModuleStatus, TokenService
 from tests.conftest import USER_PIN, Fixtures

@@ -122,9 +122,8 @@ def cmd_sign(args: argparse.Namespace, config: Config, factory: Factory) -> int:
     service = _service(config, factory)
     try:
         entry = service.find_certificate(args.cert)
-        operations.check_signable(entry)
-        driver = service.driver_for(entry.token)
-        info = operations.fresh_state(driver, entry.token)
+        plan = operations.plan_signing(service, entry, legacy_sha1=args.sha1)
+        info = plan.token
         render.warn_pin_state(info.pin_state)
         pin = None
         if not info.protected_auth_path:
@@ -134,17 +133,9 @@ def cmd_sign(args: argparse.Namespace, config: Config, factory: Factory) -> int:
         else:
             print("请在 USB Key 的密码键盘上输入密码 (enter the PIN on the key's PIN pad)")
         try:
-            out = operations.sign(
-                service,
-                entry,
-                data,
-                pin,
-                fmt=args.format,
-                legacy_sha1=args.sha1,
-                detached=not args.attached,
-            )
+            out = operations.sign(plan, data, pin, fmt=args.format, detached=not args.attached)
         except CertHelperError:
-            _report_state_after_failure(driver, entry.token.serial)
+            _report_state_after_failure(plan.driver, entry.token.serial)
             raise
     finally:
         service.close()
@@ -191,7 +182,7 @@ def cmd_doctor(args: argparse.Namespace, config: Config, factory: Factory) -> in
 def cmd_serve(args: argparse.Namespace, config: Config, factory: Factory) -> int:
     import asyncio
 
-    from helper.bridge.server import serve_forever
+    from helper.daemon.compose import serve_forever
     from helper.ui.prompter import TkPrompter
 
     if args.port is not None:
@@ -241,8 +232,8 @@ def cmd_demo_ca(args: argparse.Namespace, config: Config, factory: Factory) -> i
 def cmd_demo(args: argparse.Namespace, config: Config, factory: Factory) -> int:
     import asyncio
 
+    from helper.daemon.demo import run_demo
     from helper.demo.ca import demo_ca_files
-    from helper.demo.together import run_demo
     from helper.ui.prompter import TkPrompter
 
     try:

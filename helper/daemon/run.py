@@ -30,7 +30,7 @@ from drivers.errors import CertHelperError
 from drivers.types import PinState, TokenInfo
 from helper import __version__
 from helper.apps import Category, load_apps
-from helper.bridge.app import BackgroundSettings
+from helper.bridge.native.app import BackgroundSettings
 from helper.config import ENV_CONFIG, Config
 from helper.daemon.control import Claim, DaemonUnavailable
 from helper.services.alerts import AlertScheduler, default_state_path, notification_text
@@ -226,7 +226,7 @@ class Daemon:
                 self.tray.stop()
 
     async def _main(self) -> None:
-        from helper.bridge.server import start_bridge
+        from helper.daemon.compose import start_bridge
 
         self._stop_event = asyncio.Event()
         self._kick_event = asyncio.Event()
@@ -257,12 +257,11 @@ class Daemon:
             self.claim.close()
             self._ready.set()
             return
-        self.bridge.service.on_initial_pin = self._on_initial_pin
+        self.bridge.gate.on_initial_pin = self._on_initial_pin
         if self.bridge.tls_created and self.bridge.ca_path is not None:
             await asyncio.to_thread(_retrust, self.bridge.ca_path)
         self._alerts = AlertScheduler(self._alerts_path or default_state_path(), self.tokens.clock)
-        if self.bridge.service.renewal is not None:
-            self.bridge.service.renewal.on_renewed = self._on_renewed
+        self.bridge.renewal.on_renewed = self._on_renewed
         refresher: asyncio.Task[None] | None = None
         try:
             try:
@@ -309,13 +308,13 @@ class Daemon:
 
     async def _refresh_state(self) -> None:
         assert self.tokens is not None
-        infos = [t for _, t in await asyncio.to_thread(self.tokens.tokens)]
+        infos = [t for _, t in await self.tokens.tokens_async()]
         key = frozenset((t.module_path, t.serial) for t in infos)
         stale = time.monotonic() - self._entries_at > ENTRIES_MAX_AGE
         if self._entries is None or key != self._token_key or stale:
             if key != self._token_key:
-                self.bridge.service.invalidate()
-            self._entries = await self.bridge.service.entries() if infos else []
+                self.bridge.gate.certificates.invalidate()
+            self._entries = await self.bridge.gate.certificates.entries() if infos else []
             self._entries_at = time.monotonic()
             self._token_key = key
         views = [
@@ -381,7 +380,7 @@ class Daemon:
         self._kick()
 
     def _on_initial_pin(self, info: TokenInfo) -> None:
-        """BridgeService hook (on the loop): a login used the initial PIN 123456."""
+        """Gate hook (on the loop): a login used the initial PIN 123456."""
         self._initial_pin.add(info.serial)
         self._tell_initial_pin(info)
         self._kick()

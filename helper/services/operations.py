@@ -6,14 +6,15 @@ ever spent on a token that cannot take it; neither retries.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from drivers.errors import KeyNotFound, PinLocked
 from drivers.protocol import TokenDriver
-from drivers.types import Pin, PinState, TokenInfo
+from drivers.types import Pin, PinState, SignAlgorithm, TokenInfo
 from helper.cms import build_signed_data
 from helper.domain.pin_policy import PolicyResult, check_confirmation, check_new_pin, raise_for
-from helper.errors import CertificateUnreadable
+from helper.errors import CertificateUnreadable, SigningUnsupported
 from helper.services.tokens import CertEntry, TokenService, algorithm_for
 
 SignFormat = Literal["raw", "cms"]
@@ -27,31 +28,44 @@ def fresh_state(driver: TokenDriver, token: TokenInfo) -> TokenInfo:
     return info
 
 
-def check_signable(entry: CertEntry) -> None:
+@dataclass(frozen=True)
+class SigningPlan:
+    """Everything checked before a PIN is asked for, once: the certificate is
+    readable and has its key, the driver can make the signature, the PIN is not
+    locked. ``token`` is the token as re-read now (its PIN state, PIN pad)."""
+
+    entry: CertEntry
+    driver: TokenDriver
+    token: TokenInfo
+    algorithm: SignAlgorithm
+
+
+def plan_signing(
+    service: TokenService, entry: CertEntry, *, legacy_sha1: bool = False
+) -> SigningPlan:
     if entry.model is None:
         raise entry.error or CertificateUnreadable(detail=entry.id)
-    algorithm_for(entry.model)  # raises SigningUnsupported for SM2 and the like
+    algorithm = algorithm_for(entry.model, legacy_sha1=legacy_sha1)  # SM2 and the like
+    driver = service.driver_for(entry.token)
+    if algorithm not in driver.capabilities.algorithms:
+        raise SigningUnsupported(detail=f"{algorithm.value} ({driver.family})")
     if entry.private_key is None:
         raise KeyNotFound(detail=entry.id)
+    return SigningPlan(entry, driver, fresh_state(driver, entry.token), algorithm)
 
 
 def sign(
-    service: TokenService,
-    entry: CertEntry,
+    plan: SigningPlan,
     data: bytes,
     pin: Pin | None,
     *,
     fmt: SignFormat = "raw",
-    legacy_sha1: bool = False,
     detached: bool = True,
 ) -> bytes:
     """Log in, sign ``data`` (raw signature or CMS SignedData), log out."""
-    check_signable(entry)
+    driver, entry, algorithm = plan.driver, plan.entry, plan.algorithm
     assert entry.model is not None
-    algorithm = algorithm_for(entry.model, legacy_sha1=legacy_sha1)
-    driver = service.driver_for(entry.token)
     serial, key_id = entry.token.serial, entry.obj.key_id
-    fresh_state(driver, entry.token)
     driver.login(serial, pin)
     try:
         if fmt == "raw":

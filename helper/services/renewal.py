@@ -30,6 +30,7 @@ from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
+from drivers.aio import AsyncDriver
 from drivers.errors import (
     CertHelperError,
     CertificateExists,
@@ -42,11 +43,12 @@ from drivers.types import KeyPairSpec, NewCertificate, TokenInfo
 from helper.csr import build_csr, issuer_der, subject_der
 from helper.domain.certificate import CertificateModel
 from helper.domain.renewal import RenewalWindow, archive_label, strip_archive
-from helper.errors import CertificateUnreadable
-from helper.services.bridge_service import BadParams, BridgeService, b64decode_param
+from helper.errors import BadParams, CertificateUnreadable
+from helper.services.gate import Gate
+from helper.services.params import b64decode_param, sha256_prefix
 from helper.services.prompts import ConsentRequest
 from helper.services.summary import iso
-from helper.services.tokens import CertEntry, algorithm_for
+from helper.services.tokens import CertEntry
 from helper.verify import UntrustedChain, check_chain
 
 log = logging.getLogger(__name__)
@@ -187,8 +189,8 @@ def key_spec_for(model: CertificateModel) -> KeyPairSpec:
 
 
 class RenewalService:
-    def __init__(self, bridge: BridgeService, settings: RenewalSettings) -> None:
-        self.bridge = bridge
+    def __init__(self, gate: Gate, settings: RenewalSettings) -> None:
+        self.gate = gate
         self.settings = settings
         self._pending: dict[tuple[str, bytes], _Pending] = {}
         self._write_lock = asyncio.Lock()
@@ -204,15 +206,11 @@ class RenewalService:
         """Refuse (and audit) any origin that is not a configured CA, before any
         parameter is looked at."""
         if not self.is_ca(origin):
-            self.bridge.audit_event(origin, operation, None, RenewalOriginRefused.code)
+            self.gate.audit_event(origin, operation, None, RenewalOriginRefused.code)
             raise RenewalOriginRefused(detail=origin[:100])
 
     async def _candidates(self) -> list[CertEntry]:
-        return [
-            e
-            for e in await self.bridge.entries()
-            if e.model is not None and e.private_key is not None and not e.archived
-        ]
+        return await self.gate.certificates.in_use()
 
     async def _confirm(self, origin: str, operation: str, entry: CertEntry, details) -> None:  # type: ignore[no-untyped-def]
         assert entry.model is not None
@@ -225,7 +223,7 @@ class RenewalService:
             allow_always=False,
             details=tuple(details),
         )
-        await self.bridge.confirm(origin, request)
+        await self.gate.confirm(origin, request)
 
     # --- status --------------------------------------------------------------------
 
@@ -233,7 +231,7 @@ class RenewalService:
         self._require_ca(origin, "renewal.status")
 
         async def work(_cert: list[str | None]) -> dict[str, Any]:
-            now = self.bridge.tokens.clock()
+            now = self.gate.tokens.clock()
             window = self.settings.window
             out = []
             for e in await self._candidates():
@@ -265,16 +263,12 @@ class RenewalService:
                 "window": {"before_days": window.before_days, "after_days": window.after_days},
             }
 
-        return await self.bridge.audited(origin, "renewal.status", work)
+        return await self.gate.audited(origin, "renewal.status", work)
 
     # --- request -------------------------------------------------------------------
 
     async def find(self, cert_filter: Any) -> CertEntry:
-        if not isinstance(cert_filter, str):
-            raise BadParams(detail="'certificate' must be the certificate's SHA-256 (hex)")
-        f = cert_filter.strip().lower()
-        if len(f) < 16 or any(ch not in "0123456789abcdef" for ch in f):
-            raise BadParams(detail="'certificate' must be 16+ hex digits of a SHA-256")
+        f = sha256_prefix(cert_filter)
         found = [e for e in await self._candidates() if e.model and e.model.sha256.startswith(f)]
         if not found:
             raise RenewalKeyMismatch(detail="no such certificate with a key on the inserted keys")
@@ -293,15 +287,16 @@ class RenewalService:
             cert[0] = entry.model.sha256
             spki, key_id = await self.prepare_key(origin, entry, new_key)
             model = entry.model
-            algorithm = algorithm_for(model)
-            driver = self.bridge.tokens.driver_for(entry.token)
-            serial = entry.token.serial
-            csr = await asyncio.to_thread(
-                build_csr,
-                subject_der(model.der),
-                spki,
-                lambda tbs: driver.sign(serial, key_id, tbs, algorithm),
-                algorithm=algorithm,
+            algorithm = self.gate.certificates.algorithm(entry)
+            aio = self.gate.tokens.aio(entry.token)
+            driver, serial = aio.driver, entry.token.serial
+            csr = await aio.run(
+                lambda: build_csr(
+                    subject_der(model.der),
+                    spki,
+                    lambda tbs: driver.sign(serial, key_id, tbs, algorithm),
+                    algorithm=algorithm,
+                )
             )
             return {
                 "csr": base64.b64encode(csr).decode(),
@@ -309,7 +304,7 @@ class RenewalService:
                 "key": "new" if new_key else "existing",
             }
 
-        return await self.bridge.audited(origin, "renewal.request", work)
+        return await self.gate.audited(origin, "renewal.request", work)
 
     async def prepare_key(
         self, origin: str, entry: CertEntry, new_key: bool
@@ -319,10 +314,10 @@ class RenewalService:
         generated on the token, when ``new_key``). Shared with HEBCA GenKeyPair."""
         model = entry.model
         assert model is not None and entry.private_key is not None
-        now = self.bridge.tokens.clock()
+        now = self.gate.tokens.clock()
         if not self.settings.window.contains(model.not_after, now):
             raise RenewalNotDue(detail=f"not after {iso(model.not_after)}")
-        algorithm_for(model)  # SM2 and the like: refused before any dialog
+        self.gate.certificates.algorithm(entry)  # SM2 and the like: refused before any dialog
         spec = key_spec_for(model) if new_key else None
         what = (
             "在 USB Key 上生成新的密钥对并签署延期申请；原密钥和证书保留 "
@@ -343,17 +338,17 @@ class RenewalService:
                 ("将要进行 (What happens)", what),
             ],
         )
-        session = await self.bridge.ensure_login(origin, "renewal.request", entry)
+        session = await self.gate.ensure_login(origin, "renewal.request", entry)
         session.just_logged_in = False  # a renewal login buys no free signature
-        self.bridge.sessions.touch(session)
+        self.gate.sessions.touch(session)
         serial = entry.token.serial
         if spec is None:
             spki, key_id = model.spki_der, entry.private_key.key_id
         else:
-            driver = self.bridge.tokens.driver_for(entry.token)
             label = strip_archive(entry.obj.label) or model.subject_cn
-            created = await asyncio.to_thread(driver.generate_key_pair, serial, spec, label)
-            self.bridge.invalidate()
+            aio = self.gate.tokens.aio(entry.token)
+            created = await aio.generate_key_pair(serial, spec, label)
+            self.gate.certificates.invalidate()
             log.info("renewal: new %s key pair on %s for %s", spec.key_type, serial, origin)
             spki, key_id = _normal_spki(created.spki), created.key_id
         self._forget_stale()
@@ -392,13 +387,13 @@ class RenewalService:
             async with self._write_lock:
                 return await self._install(origin, model, intermediates)
 
-        return await self.bridge.audited(origin, "renewal.install", work)
+        return await self.gate.audited(origin, "renewal.install", work)
 
     async def _install(
         self, origin: str, model: CertificateModel, chain: list[x509.Certificate]
     ) -> dict[str, Any]:
-        self.bridge.invalidate()  # decide on what the tokens hold now
-        entries = await self.bridge.entries()
+        self.gate.certificates.invalidate()  # decide on what the tokens hold now
+        entries = await self.gate.certificates.entries()
         if any(e.model and e.model.sha256 == model.sha256 for e in entries):
             raise CertificateExists()
         target = await self._find_key(model.spki_der, entries)
@@ -408,7 +403,7 @@ class RenewalService:
         assert old.model is not None
         if model.not_after <= old.model.not_after:
             raise RenewalNotNewer(detail=f"{iso(model.not_after)} <= {iso(old.model.not_after)}")
-        now = self.bridge.tokens.clock()
+        now = self.gate.tokens.clock()
         try:
             check_chain(model.der, self.settings.ca_roots, chain, now)
         except UntrustedChain as exc:
@@ -446,15 +441,11 @@ class RenewalService:
             serial_number=asn1_core.Integer(model.serial_int).dump(),
         )
         try:
-            await asyncio.to_thread(
-                target.driver.write_certificate,
-                target.token.serial,
-                new,
-                replace=old.obj,
-                archive_label=archived,
+            await AsyncDriver(target.driver).write_certificate(
+                target.token.serial, new, replace=old.obj, archive_label=archived
             )
         finally:
-            self.bridge.invalidate()
+            self.gate.certificates.invalidate()
         self._pending.pop((target.token.serial, target.key_id), None)
         log.info(
             "renewal: %s installed on %s by %s", model.sha256[:16], target.token.serial, origin
@@ -474,10 +465,10 @@ class RenewalService:
     async def _find_key(self, spki: bytes, entries: list[CertEntry]) -> _Target:
         """The token and CKA_ID of the key whose public half is ``spki``."""
         wanted = _normal_spki(spki)
-        tokens = await asyncio.to_thread(self.bridge.tokens.tokens)
+        tokens = await self.gate.tokens.tokens_async()
         for driver, token in tokens:
             try:
-                publics = await asyncio.to_thread(driver.public_keys, token.serial)
+                publics = await AsyncDriver(driver).public_keys(token.serial)
             except CertHelperError as exc:
                 log.debug("public keys of %s: %s", token.serial, exc.code)
                 continue
@@ -487,9 +478,7 @@ class RenewalService:
         for e in entries:  # tokens without public-key objects: a certificate tells
             if e.model and e.private_key and _normal_spki(e.model.spki_der) == wanted:
                 key = e.private_key
-                return _Target(
-                    self.bridge.tokens.driver_for(e.token), e.token, key.key_id, key.label
-                )
+                return _Target(self.gate.tokens.driver_for(e.token), e.token, key.key_id, key.label)
         present = {t.serial for _d, t in tokens}
         if any(serial not in present for serial, _k in self._pending):
             raise TokenAbsent(detail="the key that made the renewal request is not inserted")
@@ -505,9 +494,8 @@ class RenewalService:
             e
             for e in entries
             if e.token.serial == target.token.serial
+            and e.in_use
             and e.model is not None
-            and e.private_key is not None
-            and not e.archived
             and _same_name(subject_der(e.model.der), subject)
         ]
         if not same:

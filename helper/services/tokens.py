@@ -1,5 +1,9 @@
-"""Token service: which modules are loaded, what is on every token, and the
-operations the CLI (and later the bridge) performs on them.
+"""Token service: which key libraries are loaded, what is on every token, and
+the one rule for which certificates can be used.
+
+Blocking methods serve the CLI and the windows (their own processes); async
+ones serve the daemon and always reach a key through its driver's worker
+(:class:`drivers.aio.AsyncDriver`), one job per library.
 
 It pairs each certificate with its private key by CKA_ID, keeps certificates
 without a key and keys without a certificate, and never drops an object it
@@ -14,9 +18,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from drivers.catalog import installed_modules, load_catalog
+from drivers.aio import AsyncDriver
 from drivers.errors import CertHelperError, TokenAmbiguous, TokenNotFound
 from drivers.protocol import TokenDriver
+from drivers.registry import LibraryRequest, get_driver, requested_libraries
 from drivers.types import CertObject, KeyObject, SignAlgorithm, TokenInfo
 from helper.config import Config
 from helper.domain.certificate import CertificateModel
@@ -40,6 +45,7 @@ class ModuleStatus:
     source: str  # "config", "command line", or the catalog entry id
     driver: TokenDriver | None = None
     error: CertHelperError | None = None
+    family: str = "pkcs11"
 
 
 @dataclass
@@ -61,6 +67,24 @@ class CertEntry:
     def archived(self) -> bool:
         """Kept after a renewal replaced it (its label says so): listed, never used."""
         return is_archived(self.obj.label)
+
+    @property
+    def in_use(self) -> bool:
+        """A certificate the person works with: readable, its key on the token, not
+        archived. Alerts, renewal, the tray and the HEBCA lists count these."""
+        return self.model is not None and self.private_key is not None and not self.archived
+
+    def usable(self, now: datetime) -> bool:
+        """May be offered for login and signing now: in use, a signing certificate
+        of a supported key type, within its validity."""
+        m = self.model
+        return (
+            self.in_use
+            and m is not None
+            and m.signing_supported
+            and m.is_signing_cert
+            and m.not_before <= now < m.not_after
+        )
 
 
 @dataclass
@@ -123,34 +147,24 @@ class TokenService:
         cls,
         config: Config,
         *,
-        driver_factory: Callable[[str, float], TokenDriver] | None = None,
+        driver_factory: Callable[[LibraryRequest, float], TokenDriver] | None = None,
         clock: Callable[[], datetime] = system_clock,
     ) -> TokenService:
-        """Load every configured and catalogued module; a module that fails to
-        load is recorded with its error, not fatal."""
+        """Load every configured and catalogued library, each by its family's driver;
+        a library that fails to load is recorded with its error, not fatal."""
         if config.softhsm2_conf and "SOFTHSM2_CONF" not in os.environ:
             os.environ["SOFTHSM2_CONF"] = config.softhsm2_conf  # read at C_Initialize
-        if driver_factory is None:
-            from drivers.pkcs11_driver import get_driver
-
-            def driver_factory(path: str, timeout: float) -> TokenDriver:
-                return get_driver(path, timeout=timeout)
-
-        wanted: list[tuple[str, str]] = [(p, "config") for p in config.modules]
-        if config.use_catalog:
-            wanted += [(path, e.id) for e, path in installed_modules(load_catalog())]
+        factory = driver_factory or (
+            lambda req, timeout: get_driver(req.path, family=req.family, timeout=timeout)
+        )
+        explicit = [LibraryRequest("pkcs11", p, "config") for p in config.modules]
         statuses: list[ModuleStatus] = []
-        seen: set[str] = set()
-        for path, source in wanted:
-            real = os.path.realpath(path)
-            if real in seen:
-                continue
-            seen.add(real)
-            status = ModuleStatus(path=path, source=source)
+        for req in requested_libraries(explicit, use_catalog=config.use_catalog):
+            status = ModuleStatus(path=req.path, source=req.source, family=req.family)
             try:
-                status.driver = driver_factory(path, config.token_timeout)
+                status.driver = factory(req, config.token_timeout)
             except CertHelperError as exc:
-                log.warning("module %s not loaded: %s", path, exc.code)
+                log.warning("library %s not loaded: %s", req.path, exc.code)
                 status.error = exc
             statuses.append(status)
         return cls(statuses, clock=clock)
@@ -175,15 +189,50 @@ class TokenService:
         return out
 
     def snapshot(self) -> list[TokenView]:
+        views: list[TokenView] = []
+        for d in self.drivers:
+            try:
+                views += self._views_of(d)
+            except CertHelperError as exc:
+                log.warning("listing tokens of %s failed: %s", d.module_path, exc.code)
+        return sorted(views, key=lambda v: (v.token.label, v.token.serial))
+
+    @staticmethod
+    def _views_of(d: TokenDriver) -> list[TokenView]:
+        """Every token of one library, read and paired (a token that vanished while
+        being read is a view with its error)."""
         views = []
-        for d, t in self.tokens():
+        for t in d.list_tokens():
             try:
                 contents = d.read_objects(t.serial)
             except CertHelperError as exc:
                 views.append(TokenView(token=t, error=exc))
                 continue
             views.append(pair_objects(contents.token, contents.certificates, contents.private_keys))
+        return views
+
+    async def snapshot_async(self) -> list[TokenView]:
+        """:meth:`snapshot` with one job per library on its worker thread."""
+        views: list[TokenView] = []
+        for d in self.drivers:
+            try:
+                views += await AsyncDriver(d).run(self._views_of, d)
+            except CertHelperError as exc:
+                log.warning("reading tokens of %s failed: %s", d.module_path, exc.code)
         return sorted(views, key=lambda v: (v.token.label, v.token.serial))
+
+    async def tokens_async(self) -> list[tuple[TokenDriver, TokenInfo]]:
+        out: list[tuple[TokenDriver, TokenInfo]] = []
+        for d in self.drivers:
+            try:
+                out += [(d, t) for t in await AsyncDriver(d).list_tokens()]
+            except CertHelperError as exc:
+                log.warning("listing tokens of %s failed: %s", d.module_path, exc.code)
+        return out
+
+    def aio(self, token: TokenInfo) -> AsyncDriver:
+        """The async door to the driver that reads ``token``."""
+        return AsyncDriver(self.driver_for(token))
 
     def driver_for(self, token: TokenInfo) -> TokenDriver:
         for d in self.drivers:

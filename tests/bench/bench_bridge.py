@@ -119,8 +119,8 @@ async def sign_round_trips(url: str, ctx: ssl.SSLContext, n: int, http) -> list[
 
 
 async def in_process(manifest: dict, cert: dict, state: Path) -> dict:
-    from helper.bridge.server import start_bridge
     from helper.config import Config
+    from helper.daemon.compose import start_bridge
     from helper.services.tokens import TokenService
 
     # the instant prompter answers ~1000 consents a minute: lift the per-origin dialog cap

@@ -92,7 +92,7 @@ def main() -> int:
         cert = next(c for c in manifest["certificates"] if c["name"] == "company_sign")
         serial, key_id = cert["token_serial"], bytes.fromhex(cert["key_id"])
 
-        from drivers.pkcs11_driver import get_driver
+        from drivers.registry import get_driver
 
         driver = get_driver(module)
         raw, drv = [], []

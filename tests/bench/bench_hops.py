@@ -101,7 +101,7 @@ async def measure(manifest: dict, tmp: str) -> dict[str, Recorder]:
     try:
         from helper.daemon.compose import start_bridge  # after issue 11
     except ImportError:
-        from helper.bridge.server import start_bridge  # type: ignore[no-redef]
+        from helper.daemon.compose import start_bridge  # type: ignore[no-redef]
     from helper.services.tokens import TokenService
 
     tokens = TokenService.from_config(config)

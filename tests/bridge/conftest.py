@@ -17,15 +17,17 @@ import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse
 from aiohttp.test_utils import TestServer
 
-from drivers.pkcs11_driver import Pkcs11Driver
+from drivers.pkcs11.driver import Pkcs11Driver
 from drivers.types import Pin
-from helper.bridge.app import BackgroundSettings, create_app
+from helper.bridge.native.app import BackgroundSettings, create_app
 from helper.bridge.origins import OriginPolicy
 from helper.config import Config
 from helper.services.audit import AuditLog
-from helper.services.bridge_service import BridgeService, BridgeSettings
 from helper.services.consent import ConsentStore
+from helper.services.gate import Gate
+from helper.services.limits import GateSettings
 from helper.services.prompts import CertChoice, ConsentChoice, ConsentRequest, PinRequest
+from helper.services.renewal import RenewalService, RenewalSettings
 from helper.services.sessions import SessionTable
 from helper.services.tokens import ModuleStatus, TokenService
 from tests.conftest import USER_PIN, Fixtures
@@ -83,10 +85,11 @@ class Bridge:
     server: TestServer
     http: ClientSession
     prompter: ScriptedPrompter
-    service: BridgeService
+    gate: Gate
     consent: ConsentStore
     state: Path
     fx: Fixtures
+    renewal: RenewalService | None = None
 
     @property
     def port(self) -> int:
@@ -129,34 +132,38 @@ async def running_bridge(
     *,
     origins: list[str] | None = None,
     idle_timeout: float = 300.0,
-    settings: BridgeSettings | None = None,
+    settings: GateSettings | None = None,
     background: BackgroundSettings | None = None,
+    renewal: RenewalSettings | None = None,
 ) -> AsyncIterator[Bridge]:
+    """``renewal``: the CA origins and roots renewal accepts (default: no renewal)."""
     prompter = prompter or ScriptedPrompter()
     config = Config(origins=origins or [HALL])
     tokens = SharedTokens([ModuleStatus(driver.module_path, "config", driver=driver)])
     consent = ConsentStore(state / "consent.json")
-    service = BridgeService(
+    gate = Gate(
         tokens,
-        prompter,  # type: ignore[arg-type]
+        prompter,
         SessionTable(idle_timeout),
         AuditLog(state / "audit.jsonl"),
-        settings or BridgeSettings(dialogs_per_minute=1000),  # rate limits: own test
+        settings or GateSettings(dialogs_per_minute=1000),  # rate limits: own test
     )
+    renewal_service = RenewalService(gate, renewal) if renewal is not None else None
     app = create_app(
-        service,
+        gate,
         OriginPolicy(config.origins, consent),
         consent,
         background or BackgroundSettings(hotplug_interval=0, session_sweep=0.1),
+        renewal=renewal_service,
     )
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
         async with ClientSession() as http:
-            yield Bridge(server, http, prompter, service, consent, state, fx)
+            yield Bridge(server, http, prompter, gate, consent, state, fx, renewal_service)
     finally:
-        for serial in list(service.sessions._by_token):  # leave no token logged in
-            await service.end_session(serial)
+        for serial in list(gate.sessions._by_token):  # leave no token logged in
+            await gate.end_session(serial)
         await server.close()
 
 

@@ -22,10 +22,10 @@ from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from pkcs11 import TokenFlag
 
 from drivers.types import PinState
-from helper.bridge.app import BackgroundSettings
+from helper.bridge.native.app import BackgroundSettings
 from helper.errors import UserCancelled, UserTimeout
 from helper.services.audit import verify_chain
-from helper.services.bridge_service import BridgeSettings
+from helper.services.limits import GateSettings
 from helper.services.prompts import ConsentChoice
 from tests.bridge.conftest import (
     HALL,
@@ -246,7 +246,7 @@ def test_locked_token_is_never_tried(driver, fixtures, state) -> None:
 def test_dialogs_are_rate_limited_per_origin(driver, fixtures, state) -> None:
     async def go() -> None:
         prompter = ScriptedPrompter(pins=[UserCancelled() for _ in range(10)], pick=_pick(COMPANY))
-        settings = BridgeSettings(dialogs_per_minute=1000, refusals_per_minute=3)
+        settings = GateSettings(dialogs_per_minute=1000, refusals_per_minute=3)
         async with running_bridge(driver, fixtures, state, prompter, settings=settings) as b:
             ws = await b.ws()
             codes = []
@@ -258,7 +258,7 @@ def test_dialogs_are_rate_limited_per_origin(driver, fixtures, state) -> None:
             assert prompter.kinds().count("pin") == 3
             await ws.close()
         prompter = ScriptedPrompter(consents=[ConsentChoice.ONCE] * 10, pick=_pick(COMPANY))
-        settings = BridgeSettings(dialogs_per_minute=4)
+        settings = GateSettings(dialogs_per_minute=4)
         async with running_bridge(driver, fixtures, state, prompter, settings=settings) as b:
             ws = await b.ws()
             sha = fixtures.cert("company_sign")["sha256"]

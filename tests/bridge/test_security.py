@@ -378,8 +378,8 @@ def _other_addresses() -> list[str]:
 def test_listens_on_loopback_only(driver, fixtures, state, tmp_path: Path) -> None:
     import ssl
 
-    from helper.bridge.server import start_bridge
     from helper.config import Config
+    from helper.daemon.compose import start_bridge
     from helper.services.tokens import ModuleStatus
     from tests.bridge.conftest import SharedTokens
 
@@ -447,10 +447,10 @@ def _self_signed(tmp_path: Path) -> tuple[str, str]:
 
 
 def test_idle_connections_close_even_when_pongs_flow(driver, fixtures, state, monkeypatch) -> None:
-    from helper.bridge import api
+    from helper.bridge import ws as plumbing
 
-    monkeypatch.setattr(api, "IDLE_SECONDS", 0.6)
-    monkeypatch.setattr(api, "HEARTBEAT", 0.1)
+    monkeypatch.setattr(plumbing, "IDLE_SECONDS", 0.6)
+    monkeypatch.setattr(plumbing, "HEARTBEAT", 0.1)
 
     async def go() -> None:
         async with running_bridge(driver, fixtures, state) as b:
@@ -466,12 +466,12 @@ def test_idle_connections_close_even_when_pongs_flow(driver, fixtures, state, mo
 
 
 def test_unexpected_errors_keep_the_request_id(driver, fixtures, state, monkeypatch) -> None:
-    from helper.services.bridge_service import BridgeService
+    from helper.bridge.native.usecases import NativeApi
 
     async def boom(self, origin):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(BridgeService, "list_certificates", boom)
+    monkeypatch.setattr(NativeApi, "list_certificates", boom)
 
     async def go() -> None:
         async with running_bridge(driver, fixtures, state) as b:
@@ -487,8 +487,8 @@ def test_unexpected_errors_keep_the_request_id(driver, fixtures, state, monkeypa
 def test_port_in_use_leaves_nothing_running(driver, fixtures, state, tmp_path) -> None:
     import ssl
 
-    from helper.bridge.server import start_bridge
     from helper.config import Config
+    from helper.daemon.compose import start_bridge
     from helper.services.tokens import ModuleStatus
     from tests.bridge.conftest import SharedTokens
 

@@ -41,6 +41,12 @@ class FakeTokens(TokenService):
     def snapshot(self) -> list[TokenView]:
         return list(self.views)
 
+    async def tokens_async(self):  # type: ignore[no-untyped-def]
+        return self.tokens()
+
+    async def snapshot_async(self) -> list[TokenView]:
+        return self.snapshot()
+
     def close(self) -> None:
         self.closed = True
 

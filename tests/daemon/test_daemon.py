@@ -133,7 +133,7 @@ def test_second_run_reaches_the_first(
 def test_initial_pin_login(start_daemon: Any) -> None:
     h: Harness = start_daemon([healthy_key()])
     h.wait_state("normal")
-    hook = h.daemon.bridge.service.on_initial_pin
+    hook = h.daemon.bridge.gate.on_initial_pin
     h.on_loop(lambda: hook(KEY1))
     reply = h.wait_state("attention")
     assert reply["reasons"] == ["USB Key「河北CA测试Key1」仍在使用初始密码，请修改"]
@@ -248,7 +248,7 @@ def test_a_renewal_resets_the_alerts_of_both_certificates(start_daemon: Any) -> 
     alert state is forgotten (written to alerts.json), and the tray looks again."""
     h: Harness = start_daemon([healthy_key()])
     h.wait_state("normal")
-    renewal = h.daemon.bridge.service.renewal
+    renewal = h.daemon.bridge.renewal
     assert renewal is not None and renewal.on_renewed == h.daemon._on_renewed
     alerts = h.daemon._alerts
     old, new, other = "a" * 64, "b" * 64, "c" * 64

@@ -32,9 +32,9 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from playwright import sync_api
 
 from drivers.types import Pin
-from helper.bridge.server import RunningBridge, start_bridge
 from helper.bridge.tls import ensure_identity, ssl_context
 from helper.config import Config
+from helper.daemon.compose import RunningBridge, start_bridge
 from helper.demo.hall import create_hall_app
 from helper.errors import UserCancelled
 from helper.services.prompts import CertChoice, ConsentChoice, ConsentRequest, PinRequest

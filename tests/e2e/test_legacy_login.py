@@ -21,9 +21,9 @@ import keyring.backends.fail
 import pytest
 from aiohttp import web
 
-from helper.bridge.server import RunningBridge, start_bridge
 from helper.bridge.tls import ensure_identity, ssl_context
 from helper.config import Config
+from helper.daemon.compose import RunningBridge, start_bridge
 from helper.demo.hall import create_hall_app
 from helper.services.tokens import ModuleStatus
 from tests.conftest import USER_PIN, Fixtures

@@ -20,15 +20,17 @@ import pytest
 from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestServer
 
-from drivers.pkcs11_driver import Pkcs11Driver
+from drivers.pkcs11.driver import Pkcs11Driver
 from drivers.types import Pin
 from helper.bridge.hebca.endpoint import create_hebca_app
 from helper.bridge.hebca.settings import HebcaOriginOptions, HebcaSettings
 from helper.bridge.origins import OriginPolicy
 from helper.config import Config
 from helper.services.audit import AuditLog
-from helper.services.bridge_service import BridgeService, BridgeSettings
 from helper.services.consent import ConsentStore
+from helper.services.gate import Gate
+from helper.services.limits import GateSettings
+from helper.services.renewal import RenewalService, RenewalSettings
 from helper.services.sessions import SessionTable
 from helper.services.tokens import ModuleStatus
 from tests.bridge.conftest import ScriptedPrompter, SharedTokens
@@ -57,10 +59,11 @@ class Hebca:
     server: TestServer
     http: ClientSession
     prompter: ScriptedPrompter
-    service: BridgeService
+    gate: Gate
     consent: ConsentStore
     state: Path
     fx: Fixtures
+    renewal: RenewalService | None = None
 
     @property
     def port(self) -> int:
@@ -100,37 +103,44 @@ async def running_hebca(
     hebca_origins: dict[str, HebcaOriginOptions] | None = None,
     assistor_version: str | None = None,
     idle_timeout: float = 300.0,
-    settings: BridgeSettings | None = None,
+    settings: GateSettings | None = None,
+    renewal: RenewalSettings | None = None,
 ) -> AsyncIterator[Hebca]:
     """``origins``: the bridge's configured origins (default: the demo hall);
-    ``hebca_origins``: the per-origin HEBCA options (default: HebcaSettings')."""
+    ``hebca_origins``: the per-origin HEBCA options (default: HebcaSettings');
+    ``renewal``: the CA origins and roots renewal accepts (default: none)."""
     prompter = prompter or ScriptedPrompter()
     config = Config(origins=origins or [HALL])
     tokens = SharedTokens([ModuleStatus(driver.module_path, "config", driver=driver)])
     consent = ConsentStore(state / "consent.json")
-    service = BridgeService(
+    gate = Gate(
         tokens,
-        prompter,  # type: ignore[arg-type]
+        prompter,
         SessionTable(idle_timeout),
         AuditLog(state / "audit.jsonl"),
-        settings or BridgeSettings(dialogs_per_minute=1000),  # rate limits: own test
+        settings or GateSettings(dialogs_per_minute=1000),  # rate limits: own test
     )
+    renewal_service = RenewalService(gate, renewal) if renewal is not None else None
     kw: dict[str, Any] = {}
     if hebca_origins is not None:
         kw["origins"] = hebca_origins
     if assistor_version is not None:
         kw["assistor_version"] = assistor_version
     app = create_hebca_app(
-        service, OriginPolicy(config.origins, consent), consent, HebcaSettings(**kw)
+        gate,
+        OriginPolicy(config.origins, consent),
+        consent,
+        HebcaSettings(**kw),
+        renewal=renewal_service,
     )
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
     try:
         async with ClientSession() as http:
-            yield Hebca(server, http, prompter, service, consent, state, fx)
+            yield Hebca(server, http, prompter, gate, consent, state, fx, renewal_service)
     finally:
-        for serial in list(service.sessions._by_token):  # leave no token logged in
-            await service.end_session(serial)
+        for serial in list(gate.sessions._by_token):  # leave no token logged in
+            await gate.end_session(serial)
         await server.close()
 
 

@@ -14,8 +14,8 @@ import keyring.backends.fail
 import pytest
 from playwright import sync_api
 
-from helper.bridge.server import RunningBridge, start_bridge
 from helper.config import Config
+from helper.daemon.compose import RunningBridge, start_bridge
 from helper.services.tokens import TokenService
 from tests.e2e.test_browser_login import ARGS, CHROMIUM, LoopThread
 from tests.installer.conftest import Home

@@ -24,7 +24,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from drivers.pkcs11_driver import Pkcs11Driver
+from drivers.pkcs11.driver import Pkcs11Driver
 from tests.conftest import BUILD, Fixtures
 
 SPEC = Path(__file__).with_name("spec.toml")

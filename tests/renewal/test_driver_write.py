@@ -21,7 +21,7 @@ from pkcs11 import Attribute, KeyType, ObjectClass
 from pkcs11.util.ec import encode_named_curve_parameters
 
 from drivers import errors as E
-from drivers.pkcs11_driver import Pkcs11Driver
+from drivers.pkcs11.driver import Pkcs11Driver
 from drivers.types import CertObject, KeyPairSpec, NewCertificate, Pin, SignAlgorithm
 from tests.conftest import USER_PIN
 from tests.renewal.fixtures import LABEL, PluggedToken
@@ -507,7 +507,7 @@ def test_failed_rollback_is_logged_and_the_first_error_raised(
         raise pe.GeneralError()
 
     monkeypatch.setattr(p11impl.Object, "destroy", destroy)
-    caplog.set_level(logging.ERROR, logger="drivers.pkcs11_driver")
+    caplog.set_level(logging.ERROR, logger="drivers.pkcs11.driver")
     with pytest.raises(E.CertHelperError) as info:
         driver.write_certificate(serial, new, replace=old, archive_label=ARCHIVE_LABEL)
     assert info.value.detail == "AttributeReadOnly"  # not the rollback's GeneralError

@@ -14,7 +14,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from helper.bridge.hebca.settings import HebcaOriginOptions
-from helper.services.renewal import RenewalService, RenewalSettings
+from helper.services.renewal import RenewalSettings
 from tests.bridge.conftest import ScriptedPrompter
 from tests.hebca.conftest import HALL, REFUSED, Hebca, call, js, ok, running_hebca
 from tests.renewal.fixtures import PluggedToken
@@ -30,11 +30,14 @@ async def ca_hebca(
 ) -> AsyncIterator[Hebca]:
     options = {HALL: HebcaOriginOptions(page_pin=True), CA: HebcaOriginOptions()}
     async with running_hebca(
-        driver, fixtures, state, prompter, origins=[HALL, CA], hebca_origins=options
+        driver,
+        fixtures,
+        state,
+        prompter,
+        origins=[HALL, CA],
+        hebca_origins=options,
+        renewal=RenewalSettings.build([CA], [token.pki.root_pem]),
     ) as h:
-        h.service.renewal = RenewalService(
-            h.service, RenewalSettings.build([CA], [token.pki.root_pem])
-        )
         yield h
 
 
@@ -59,9 +62,8 @@ def test_gen_key_pair_then_import_cert(driver, fixtures, state, renewal_token) -
             pki = renewal_token.pki
             der = issue(public, old, pki.issuing_cert(), pki.issuing_key())
             # the page sends no chain: the configured anchor must be enough here
-            h.service.renewal.settings = RenewalSettings.build(  # type: ignore[union-attr]
-                [CA], [pki.root_pem, pki.issuing_pem]
-            )
+            assert h.renewal is not None
+            h.renewal.settings = RenewalSettings.build([CA], [pki.root_pem, pki.issuing_pem])
             b64cert = base64.b64encode(der).decode()
             await ok(ws, "ImportCert", js(b64cert=b64cert, signflag="true"))
             await ws.close()

@@ -20,10 +20,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 
-from drivers.pkcs11_driver import Pkcs11Driver
+from drivers.pkcs11.driver import Pkcs11Driver
 from helper.errors import UserCancelled
 from helper.services.prompts import ConsentChoice
-from helper.services.renewal import RenewalService, RenewalSettings
+from helper.services.renewal import RenewalSettings
 from tests.bridge.conftest import HALL, Bridge, ScriptedPrompter, call, running_bridge
 from tests.conftest import Fixtures
 from tests.renewal.fixtures import PluggedToken
@@ -75,15 +75,12 @@ async def ca_bridge(
     *,
     archive: bool = True,
 ) -> AsyncIterator[Bridge]:
-    async with running_bridge(driver, fx, state, prompter, origins=[HALL, CA]) as b:
-        b.service.renewal = RenewalService(
-            b.service,
-            RenewalSettings.build(
-                [CA],
-                [token.pki.root_pem],
-                old_certificate="archive" if archive else "remove",
-            ),
-        )
+    settings = RenewalSettings.build(
+        [CA], [token.pki.root_pem], old_certificate="archive" if archive else "remove"
+    )
+    async with running_bridge(
+        driver, fx, state, prompter, origins=[HALL, CA], renewal=settings
+    ) as b:
         yield b
 
 
@@ -179,7 +176,8 @@ async def test_renewal_writes_the_certificate(
     prompter = ScriptedPrompter()
     async with ca_bridge(driver, fixtures, state, renewal_token, prompter) as b:
         renewed: list[tuple[str, str]] = []
-        b.service.renewal.on_renewed = lambda old, new: renewed.append((old, new))  # type: ignore[union-attr]
+        assert b.renewal is not None
+        b.renewal.on_renewed = lambda old, new: renewed.append((old, new))
         old, new_der, r = await renew(b, renewal_token, RSA_CN, new_key=new_key)
         assert "result" in r, r
         new = x509.load_der_x509_certificate(new_der)
@@ -457,7 +455,7 @@ async def test_token_removed_between_request_and_install(
 
         shutil.copytree(renewal_token.path, saved)  # the key, out of the slot
         renewal_token.unplug()
-        await b.service.token_removed(renewal_token.serial)
+        await b.gate.token_removed(renewal_token.serial)
         r = await install(b, der, [issuing_der(renewal_token)])
         assert r["error"]["code"] == "token_absent", r
         shutil.copytree(saved, renewal_token.path)  # plugged back in: as it was

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from helper.bridge.origins import Decision
-from helper.bridge.server import build_service
 from helper.config import Config, ConfigInvalid, load_config
+from helper.daemon.compose import build_services
 from helper.services.tokens import TokenService
 from tests.bridge.conftest import ScriptedPrompter
 
@@ -37,14 +37,8 @@ def test_renewal_table(tmp_path: Path, renewal_pki) -> None:
     assert (cfg.renewal_window_before_days, cfg.renewal_window_after_days) == (60, 30)
     assert cfg.renewal_old_certificate == "remove"
 
-    service, policy, _consent = build_service(
-        cfg,
-        TokenService([]),
-        ScriptedPrompter(),
-        tmp_path,  # type: ignore[arg-type]
-    )
-    renewal = service.renewal
-    assert renewal is not None
+    services = build_services(cfg, TokenService([]), ScriptedPrompter(), tmp_path)
+    renewal, policy = services.renewal, services.policy
     assert renewal.is_ca("https://ca.example.cn") and not renewal.is_ca("http://127.0.0.1:9010")
     assert len(renewal.settings.ca_roots) == 1  # the missing file is logged, not fatal
     assert renewal.settings.archive_old is False

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from drivers.errors import PinIncorrect, TokenAbsent
-from drivers.pkcs11_driver import Pkcs11Driver
+from drivers.pkcs11.driver import Pkcs11Driver
 from drivers.types import Pin, PinState, TokenInfo
 from helper.domain.expiry import ExpiryState
 from helper.services.tokens import ModuleStatus, TokenService

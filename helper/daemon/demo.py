@@ -10,8 +10,8 @@ import webbrowser
 
 from aiohttp import web
 
-from helper.bridge.server import RunningBridge, start_bridge, wait_for_signal
 from helper.config import Config
+from helper.daemon.compose import RunningBridge, start_bridge, wait_for_signal
 from helper.demo.ca import DEFAULT_PORT as CA_PORT
 from helper.demo.ca import demo_ca_app, demo_ca_files
 from helper.demo.hall import BASE, _demo_ca_files, create_hall_app, split_ca_certificates

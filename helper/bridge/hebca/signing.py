@@ -1,0 +1,91 @@
+"""HEBCA functions that sign, verify and digest (docs/hebca-compat.md, Signing)."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from drivers.errors import BadInput
+from helper.bridge.hebca.connection import (
+    HebcaConnection,
+    HebcaRefused,
+    HebcaUnsupported,
+    b64_param,
+    b64out,
+    text_param,
+)
+from helper.bridge.hebca.table import FunctionTable
+from helper.cms import verify_signed_data
+from helper.errors import BadParams, CertificateNotFound
+
+functions = FunctionTable()
+
+
+@functions("SignText")
+async def sign_text(c: HebcaConnection, p: dict[str, Any]) -> dict[str, Any]:
+    text = text_param(p.get("signText"), "signText")
+    try:
+        data = text.encode("gbk" if c.options.text_encoding.lower() == "gbk" else "utf-8")
+    except UnicodeEncodeError:
+        raise BadParams(detail="the text cannot be encoded as GBK") from None
+    entry = await c.by_sha(c.sign)
+    return {"signature": b64out(await c.signed(entry, data, text))}
+
+
+@functions("SignB64")
+async def sign_b64(c: HebcaConnection, p: dict[str, Any]) -> dict[str, Any]:
+    data = b64_param(p.get("b64data"), "b64data")
+    entry = await c.by_sha(c.sign)
+    return {"signature": b64out(await c.signed(entry, data, None))}
+
+
+@functions("P7SignB64")
+async def p7_sign_b64(c: HebcaConnection, p: dict[str, Any]) -> dict[str, Any]:
+    data = b64_param(p.get("b64data"), "b64data")
+    entry = await c.by_sha(c.sign)
+    return {"b64data": b64out(await c.signed(entry, data, None, cms=True))}
+
+
+@functions("P7VerifyB64")
+async def p7_verify_b64(c: HebcaConnection, p: dict[str, Any]) -> dict[str, Any]:
+    blob = b64_param(p.get("b64data"), "b64data")
+    try:
+        return {"result": verify_signed_data(blob)}
+    except BadInput as exc:
+        raise BadParams(detail=exc.detail) from None
+
+
+@functions("UnUISign")
+async def un_ui_sign(c: HebcaConnection, p: dict[str, Any]) -> dict[str, Any]:
+    if not c.options.silent_sign:
+        raise HebcaRefused()
+    entry = await c.by_serial(p.get("certSN"))
+    assert entry.model is not None
+    session = c.gate.sessions.get(entry.token.serial, c.origin)
+    if entry.model.sha256 not in c.logged_in_here or session is None:
+        raise HebcaRefused()
+    data = b64_param(p.get("b64data"), "b64data")
+    c.used = entry.model.sha256
+    c.gate.sessions.touch(session)
+    return {"signature": b64out(await c.gate.sign(entry, data, c.algorithm(entry)))}
+
+
+_DIGEST_NAMES = {"sha1": "sha1", "sha-1": "sha1", "sha256": "sha256", "sha-256": "sha256"}
+
+
+@functions("Digest")
+async def digest(c: HebcaConnection, p: dict[str, Any]) -> dict[str, Any]:
+    data = b64_param(p.get("b64data"), "b64data")
+    alg = str(p.get("digestalg") or "").strip().lower()
+    try:
+        entry = await c.by_serial(p.get("certSN"))
+    except (CertificateNotFound, BadParams):
+        entry = None
+    if entry is not None and entry.model is not None:
+        alg = "sm3" if entry.model.key_type == "SM2" else "sha1"  # the doc's forced choice
+    if alg == "sm3":
+        raise HebcaUnsupported()
+    if alg not in _DIGEST_NAMES:
+        raise BadParams(detail="unknown digest algorithm")
+    name = _DIGEST_NAMES[alg]
+    return {"digest": b64out(hashlib.new(name, data).digest()), "digestalg": name}

@@ -1,0 +1,233 @@
+"""The bridge, composed: services built from the configuration, the native API
+and the HEBCA endpoint listening on loopback, and the jobs around them.
+
+``certhelper serve``, ``run`` (through :mod:`helper.daemon.run`) and ``demo``
+(:mod:`helper.daemon.demo`) all start the bridge here; tests do the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import ssl
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from helper.bridge.hebca.endpoint import create_hebca_app
+from helper.bridge.hebca.settings import settings_from_config
+from helper.bridge.native.app import BackgroundSettings, create_app
+from helper.bridge.origins import OriginPolicy, normalize_origin
+from helper.bridge.server import listen, loopback_hosts
+from helper.config import Config, data_dir
+from helper.domain.renewal import RenewalWindow
+from helper.services.audit import AuditLog
+from helper.services.consent import ConsentStore
+from helper.services.gate import Gate
+from helper.services.limits import GateSettings
+from helper.services.prompts import Prompter
+from helper.services.renewal import RenewalService, RenewalSettings
+from helper.services.sessions import SessionTable
+from helper.services.tokens import TokenService
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """What the transports share: the gate and its neighbours."""
+
+    gate: Gate
+    renewal: RenewalService
+    policy: OriginPolicy
+    consent: ConsentStore
+
+
+def build_services(
+    config: Config, tokens: TokenService, prompter: Prompter, state_dir: Path
+) -> Services:
+    consent = ConsentStore(state_dir / "consent.json")
+    gate = Gate(
+        tokens,
+        prompter,
+        SessionTable(config.session_idle_timeout),
+        AuditLog(state_dir / "audit.jsonl"),
+        GateSettings(
+            dialog_timeout=config.dialog_timeout, dialogs_per_minute=config.dialogs_per_minute
+        ),
+    )
+    ca_origins = [
+        o for o in (normalize_origin(c, strict=False) for c in config.renewal_ca_origins) if o
+    ]
+    renewal = RenewalService(
+        gate,
+        RenewalSettings.build(
+            ca_origins,
+            config.renewal_ca_roots,
+            window=RenewalWindow(
+                config.renewal_window_before_days, config.renewal_window_after_days
+            ),
+            old_certificate=config.renewal_old_certificate,
+            renewal_url=config.renewal_url,
+        ),
+    )
+    policy = OriginPolicy([*config.origins, *ca_origins], consent)
+    return Services(gate, renewal, policy, consent)
+
+
+@dataclass
+class RunningBridge:
+    runner: web.AppRunner
+    port: int
+    hosts: list[str]
+    ca_path: Path | None
+    services: Services
+    hebca_runner: web.AppRunner | None = None
+    hebca_port: int | None = None
+    #: the local CA was (re)made at this start: browsers must be told to trust it again
+    tls_created: bool = False
+
+    @property
+    def gate(self) -> Gate:
+        return self.services.gate
+
+    @property
+    def renewal(self) -> RenewalService:
+        return self.services.renewal
+
+    async def stop(self) -> None:
+        if self.hebca_runner is not None:
+            await self.hebca_runner.cleanup()
+        await self.runner.cleanup()
+
+
+async def start_bridge(
+    config: Config,
+    *,
+    tokens: TokenService,
+    prompter: Prompter,
+    state_dir: Path | None = None,
+    ssl_ctx: ssl.SSLContext | None = None,
+    port: int | None = None,
+    background: BackgroundSettings | None = None,
+    keyring_backend: Any = None,
+    hebca_port: int | None = None,
+) -> RunningBridge:
+    """Listen on every loopback address; ``port=0`` picks a free port (tests).
+    ``hebca_port``: also serve the HEBCA endpoint there (0 = a free port,
+    None = not at all); the daemon passes the config's."""
+    state_dir = state_dir or data_dir()
+    ca_path = None
+    renew = None
+    created = False
+    if ssl_ctx is None:
+        from helper.bridge.tls import ensure_identity, ssl_context
+
+        identity = await asyncio.to_thread(
+            ensure_identity, state_dir / "tls", keyring_backend=keyring_backend
+        )
+        ssl_ctx = ssl_context(identity)
+        ca_path = identity.paths.ca_cert
+        created = identity.created
+        renew = _tls_renewal_job(state_dir / "tls", ssl_ctx, keyring_backend)
+    services = build_services(config, tokens, prompter, state_dir)
+    app = create_app(
+        services.gate, services.policy, services.consent, background, renewal=services.renewal
+    )
+    if renew is not None:
+        app.cleanup_ctx.append(renew)
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    await runner.setup()
+    hosts = loopback_hosts()
+    bridge = RunningBridge(runner, 0, hosts, ca_path, services, tls_created=created)
+    try:
+        bridge.port = await listen(
+            runner, hosts, config.bridge_port if port is None else port, ssl_ctx
+        )
+        if hebca_port is not None:
+            hebca_app = create_hebca_app(
+                services.gate,
+                services.policy,
+                services.consent,
+                settings_from_config(config),
+                renewal=services.renewal,
+            )
+            bridge.hebca_runner = web.AppRunner(hebca_app, access_log=None, shutdown_timeout=2.0)
+            await bridge.hebca_runner.setup()
+            bridge.hebca_port = await listen(bridge.hebca_runner, hosts, hebca_port, None)
+    except BaseException:
+        await bridge.stop()  # a port in use must not leave sites and background jobs behind
+        raise
+    return bridge
+
+
+TLS_CHECK_SECONDS = 6 * 3600
+
+
+def _tls_renewal_job(
+    tls_dir: Path, ctx: ssl.SSLContext, keyring_backend: Any
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Re-check the TLS identity every few hours; a renewed leaf is swapped into
+    the running context (same CA, so browsers keep trusting it)."""
+
+    async def job(_app: web.Application) -> AsyncIterator[None]:
+        from helper.bridge.tls import ensure_identity, reload_ssl_context
+
+        async def loop() -> None:
+            while True:
+                await asyncio.sleep(TLS_CHECK_SECONDS)
+                try:
+                    identity = await asyncio.to_thread(
+                        ensure_identity, tls_dir, keyring_backend=keyring_backend
+                    )
+                except Exception:
+                    log.exception("TLS identity check failed")
+                    continue
+                if identity.renewed or identity.created:
+                    reload_ssl_context(ctx, identity)
+                    log.info("TLS leaf renewed (CA new: %s)", identity.created)
+
+        task = asyncio.create_task(loop())
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    return job
+
+
+async def serve_forever(config: Config, tokens: TokenService, prompter: Prompter) -> None:
+    bridge = await start_bridge(
+        config,
+        tokens=tokens,
+        prompter=prompter,
+        hebca_port=config.hebca_port if config.hebca_enabled else None,
+    )
+    addresses = ", ".join(
+        f"https://{h if ':' not in h else f'[{h}]'}:{bridge.port}" for h in bridge.hosts
+    )
+    print(f"证书助手已启动 (certhelper bridge listening): {addresses}", flush=True)
+    if bridge.hebca_port:
+        print(f"兼容接口 (HEBCA endpoint): ws://localhost:{bridge.hebca_port}/test", flush=True)
+    if bridge.ca_path:
+        print(f"本机 CA 证书 (local CA to trust in browsers): {bridge.ca_path}", flush=True)
+    try:
+        await wait_for_signal()
+    finally:
+        await bridge.stop()
+        tokens.close()
+
+
+async def wait_for_signal() -> None:
+    """Until SIGINT or SIGTERM (Ctrl+C, or the session ending)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
