@@ -35,16 +35,17 @@ class AsyncDriver:
         self.driver = driver
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """``fn(*args)`` on the worker thread; the driver's own calls inside it run
-        directly (they see they are on the worker)."""
+        """``fn(*args)`` on the driver's worker thread; the driver's own calls inside
+        it run directly (they see they are on the worker)."""
         # asyncio.timeout, not wait_for: Python 3.11's wait_for can swallow a
         # cancellation that races with the result, and a cancelled caller (a
         # hot-plug task being stopped) would then run on forever
+        worker = self.driver.worker
         try:
-            async with asyncio.timeout(self.driver.timeout):
-                return await asyncio.wrap_future(self.driver.submit(fn, *args))
+            async with asyncio.timeout(worker.timeout):
+                return await asyncio.wrap_future(worker.submit(fn, *args))
         except TimeoutError:
-            raise E.OperationTimeout(detail=f"{self.driver.timeout:.0f}s") from None
+            raise E.OperationTimeout(detail=f"{worker.timeout:.0f}s") from None
 
     async def list_tokens(self, *, rescan: bool = False) -> list[TokenInfo]:
         return await self.run(lambda: self.driver.list_tokens(rescan=rescan))

@@ -2,9 +2,9 @@
 family that services see (PKCS#11 today, SKF next, test doubles alike).
 
 Every method is blocking and thread-safe: the driver hands the work to its
-library's single worker thread and waits. Async code never calls these
-directly; it awaits them through :class:`drivers.aio.AsyncDriver`, which uses
-:meth:`TokenDriver.submit` — the one async way to reach a key.
+library's single worker thread (``worker``) and waits. Async code never calls
+these directly; it awaits them through :class:`drivers.aio.AsyncDriver`, which
+submits them to that worker — the one async way to reach a key.
 
 What a family cannot do is declared in :class:`Capabilities`, so callers ask
 instead of guessing from the module's name or catching surprises.
@@ -12,10 +12,8 @@ instead of guessing from the module's name or catching surprises.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Protocol
 
 from drivers.types import (
     CertObject,
@@ -27,8 +25,7 @@ from drivers.types import (
     TokenContents,
     TokenInfo,
 )
-
-T = TypeVar("T")
+from drivers.worker import Worker
 
 
 @dataclass(frozen=True)
@@ -55,15 +52,11 @@ class TokenDriver(Protocol):
     module_path: str
     library_description: str
     manufacturer: str
-    #: seconds one key operation may take
-    timeout: float
+    #: the library's one thread; its timeout is how long one key operation may take
+    worker: Worker
 
     @property
     def capabilities(self) -> Capabilities: ...
-
-    def submit(self, fn: Callable[..., T], *args: object) -> Future[T]:
-        """Run ``fn(*args)`` on the library's worker thread (errors already mapped)."""
-        ...
 
     def list_tokens(self, *, rescan: bool = False) -> list[TokenInfo]: ...
     def token_info(self, serial: str) -> TokenInfo: ...

@@ -154,10 +154,10 @@ def test_token_absent(driver: Pkcs11Driver) -> None:
 def test_all_calls_run_on_one_worker_thread(driver: Pkcs11Driver) -> None:
     seen = set()
     for _ in range(5):
-        seen.add(driver.call(lambda: threading.current_thread().name))
+        seen.add(driver.worker.call(lambda: threading.current_thread().name))
     threads = [
         threading.Thread(
-            target=lambda: seen.add(driver.call(lambda: threading.current_thread().name))
+            target=lambda: seen.add(driver.worker.call(lambda: threading.current_thread().name))
         )
         for _ in range(4)
     ]

@@ -17,7 +17,6 @@ import hashlib
 import logging
 import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -104,7 +103,7 @@ class Pkcs11Driver:
         self.module_path = os.fspath(module_path)
         self._raw_factory = raw_module
         name = os.path.basename(self.module_path)
-        self._worker = Worker(f"pkcs11-{name}", timeout=timeout, map_error=map_worker_error)
+        self.worker = Worker(f"pkcs11-{name}", timeout=timeout, map_error=map_worker_error)
         self._lib: Any = None
         self._raw: RawModule | None = None
         self._logins: dict[str, _Login] = {}
@@ -113,9 +112,9 @@ class Pkcs11Driver:
         self.library_description = ""
         self.manufacturer = ""
         try:
-            self.call(self._load)
+            self.worker.call(self._load)
         except BaseException:
-            self._worker.abandon()
+            self.worker.abandon()
             raise
 
     # --- worker plumbing ---------------------------------------------------
@@ -126,30 +125,23 @@ class Pkcs11Driver:
 
     @property
     def timeout(self) -> float:
-        return self._worker.timeout
+        return self.worker.timeout
 
     @timeout.setter
     def timeout(self, value: float) -> None:
-        self._worker.timeout = value
-
-    def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
-        """Run ``fn(*args)`` on the worker thread; errors arrive already mapped."""
-        return self._worker.submit(fn, *args)
-
-    def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
-        return self._worker.call(fn, *args, timeout=timeout)
+        self.worker.timeout = value
 
     @property
     def closed(self) -> bool:
-        return self._worker.closed
+        return self.worker.closed
 
     def close(self) -> None:
         """Log out of every token and stop the worker. The library stays cached."""
-        if self._worker.closed:
+        if self.worker.closed:
             return
         with contextlib.suppress(E.CertHelperError):
-            self.call(self._logout_all, timeout=5)
-        self._worker.close()
+            self.worker.call(self._logout_all, timeout=5)
+        self.worker.close()
 
     # --- loading -----------------------------------------------------------
 
@@ -172,7 +164,7 @@ class Pkcs11Driver:
         """Initialised tokens now present. ``rescan`` re-initialises the module
         to see tokens SoftHSM created since load, but only when no token of this
         module is logged in (it would end those logins)."""
-        return self.call(self._list_tokens, rescan)
+        return self.worker.call(self._list_tokens, rescan)
 
     def _list_tokens(self, rescan: bool) -> list[TokenInfo]:
         if rescan and not self._logins:
@@ -238,14 +230,14 @@ class Pkcs11Driver:
                     return info
             raise E.TokenAbsent(detail=serial)
 
-        return self.call(fresh)
+        return self.worker.call(fresh)
 
     # --- objects -----------------------------------------------------------
 
     def read_objects(self, serial: str) -> TokenContents:
         """Certificates and private keys (by CKA_ID). Without a login, private
         keys are usually invisible: their public-key twins stand in for them."""
-        return self.call(self._read_objects, serial)
+        return self.worker.call(self._read_objects, serial)
 
     def _read_objects(self, serial: str) -> TokenContents:
         info = next((t for t in self._list_tokens(False) if t.serial == serial), None)
@@ -284,7 +276,7 @@ class Pkcs11Driver:
         """Log in to a token, keeping one session. ``pin=None`` uses the PIN pad
         of a token with a protected authentication path. Never retries; refuses
         at once when the flags say the PIN is locked."""
-        self.call(self._login, serial, pin)
+        self.worker.call(self._login, serial, pin)
 
     def _login(self, serial: str, pin: Pin | None) -> None:
         self._logout(serial)
@@ -324,7 +316,7 @@ class Pkcs11Driver:
         return serial in self._logins
 
     def logout(self, serial: str) -> None:
-        self.call(self._logout, serial)
+        self.worker.call(self._logout, serial)
 
     def _logout(self, serial: str) -> None:
         login = self._logins.pop(serial, None)
@@ -344,7 +336,7 @@ class Pkcs11Driver:
     def sign(self, serial: str, key_id: bytes, data: bytes, algorithm: SignAlgorithm) -> bytes:
         """Sign ``data`` (hashed here) with the private key ``key_id``; needs a login.
         ECDSA signatures come back DER-encoded."""
-        return self.call(self._sign, serial, key_id, data, SignAlgorithm(algorithm))
+        return self.worker.call(self._sign, serial, key_id, data, SignAlgorithm(algorithm))
 
     def _sign(self, serial: str, key_id: bytes, data: bytes, algorithm: SignAlgorithm) -> bytes:
         login = self._logins.get(serial)
@@ -411,7 +403,7 @@ class Pkcs11Driver:
     def public_keys(self, serial: str) -> list[PublicKeyObject]:
         """Every public-key object on the token as DER SubjectPublicKeyInfo; no
         login needed. Objects that cannot be encoded (other key types) are skipped."""
-        return self.call(self._public_keys, serial)
+        return self.worker.call(self._public_keys, serial)
 
     def _public_keys(self, serial: str) -> list[PublicKeyObject]:
         found: list[PublicKeyObject] = []
@@ -430,7 +422,7 @@ class Pkcs11Driver:
         """Generate a signing key pair on the token (one C_GenerateKeyPair, so
         all-or-nothing) under a fresh random 20-byte CKA_ID; needs a login. The
         private key is sensitive and never extractable."""
-        return self.call(self._generate_key_pair, serial, spec, label)
+        return self.worker.call(self._generate_key_pair, serial, spec, label)
 
     def _generate_key_pair(self, serial: str, spec: KeyPairSpec, label: str) -> PublicKeyObject:
         self._token(serial)  # present?
@@ -460,7 +452,7 @@ class Pkcs11Driver:
         that is None, destroyed. Keys are never touched. If a step after the new
         object was created fails, the new object is destroyed again.
         """
-        self.call(self._write_certificate, serial, new, replace, archive_label)
+        self.worker.call(self._write_certificate, serial, new, replace, archive_label)
 
     def _write_certificate(
         self,
@@ -476,7 +468,7 @@ class Pkcs11Driver:
 
     def change_pin(self, serial: str, old: Pin, new: Pin) -> None:
         """C_SetPIN in a read-write session. Refuses on a locked PIN; never retries."""
-        self.call(self._change_pin, serial, old, new)
+        self.worker.call(self._change_pin, serial, old, new)
 
     def _change_pin(self, serial: str, old: Pin, new: Pin) -> None:
         token = self._token(serial)

@@ -12,9 +12,11 @@ nothing in a message can change it.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from typing import TypeVar
 
 from drivers.aio import AsyncDriver
@@ -44,6 +46,13 @@ T = TypeVar("T")
 _STALE_CODES = frozenset({"token_absent", "key_not_found", "device_error"})
 
 
+@dataclass
+class AuditRecord:
+    """What an audited operation learns while it runs."""
+
+    cert: str | None = None
+
+
 def is_insecure(origin: str) -> bool:
     return origin.startswith("http:")
 
@@ -60,7 +69,7 @@ class Gate:
         self.tokens = tokens
         self.prompter = prompter
         self.sessions = sessions
-        self.audit = audit
+        self.audit_log = audit
         self.settings = settings or GateSettings()
         self.certificates = CertificateCache(tokens)
         self._dialogs = DialogGuard(self.settings)
@@ -277,25 +286,25 @@ class Gate:
 
     def audit_event(self, origin: str, operation: str, cert: str | None, outcome: str) -> None:
         try:
-            self.audit.append(origin=origin, operation=operation, certificate=cert, outcome=outcome)
+            self.audit_log.append(
+                origin=origin, operation=operation, certificate=cert, outcome=outcome
+            )
         except OSError:
             log.exception("audit log not writable")
 
-    async def audited(
-        self, origin: str, operation: str, work: Callable[[list[str | None]], Awaitable[T]]
-    ) -> T:
-        """Run ``work(cert)`` and write one audit entry with its outcome; ``work``
-        puts the certificate's SHA-256 in ``cert[0]`` once it knows it."""
-        cert: list[str | None] = [None]
+    @contextlib.asynccontextmanager
+    async def audit(self, origin: str, operation: str) -> AsyncIterator[AuditRecord]:
+        """One audit entry for the work in the ``async with`` body, with its outcome;
+        the body sets ``record.cert`` (a SHA-256) once it knows the certificate."""
+        record = AuditRecord()
         try:
-            result = await work(cert)
+            yield record
         except CertHelperError as exc:
             if exc.code in _STALE_CODES:
                 self.certificates.invalidate()
-            self.audit_event(origin, operation, cert[0], exc.code)
+            self.audit_event(origin, operation, record.cert, exc.code)
             raise
         except Exception:
-            self.audit_event(origin, operation, cert[0], "internal_error")
+            self.audit_event(origin, operation, record.cert, "internal_error")
             raise
-        self.audit_event(origin, operation, cert[0], "ok")
-        return result
+        self.audit_event(origin, operation, record.cert, "ok")

@@ -230,7 +230,7 @@ class RenewalService:
     async def status(self, origin: str) -> dict[str, Any]:
         self._require_ca(origin, "renewal.status")
 
-        async def work(_cert: list[str | None]) -> dict[str, Any]:
+        async with self.gate.audit(origin, "renewal.status"):
             now = self.gate.tokens.clock()
             window = self.settings.window
             out = []
@@ -263,8 +263,6 @@ class RenewalService:
                 "window": {"before_days": window.before_days, "after_days": window.after_days},
             }
 
-        return await self.gate.audited(origin, "renewal.status", work)
-
     # --- request -------------------------------------------------------------------
 
     async def find(self, cert_filter: Any) -> CertEntry:
@@ -281,10 +279,10 @@ class RenewalService:
         if not isinstance(new_key, bool):
             raise BadParams(detail="'new_key' must be true or false")
 
-        async def work(cert: list[str | None]) -> dict[str, Any]:
+        async with self.gate.audit(origin, "renewal.request") as record:
             entry = await self.find(cert_filter)
             assert entry.model is not None
-            cert[0] = entry.model.sha256
+            record.cert = entry.model.sha256
             spki, key_id = await self.prepare_key(origin, entry, new_key)
             model = entry.model
             algorithm = self.gate.certificates.algorithm(entry)
@@ -303,8 +301,6 @@ class RenewalService:
                 "certificate": model.sha256,
                 "key": "new" if new_key else "existing",
             }
-
-        return await self.gate.audited(origin, "renewal.request", work)
 
     async def prepare_key(
         self, origin: str, entry: CertEntry, new_key: bool
@@ -374,20 +370,18 @@ class RenewalService:
             raise BadParams(detail=f"'chain' must be a list of at most {MAX_CHAIN} certificates")
         chain = [b64decode_param(c, "chain") for c in chain_b64]
 
-        async def work(cert: list[str | None]) -> dict[str, Any]:
+        async with self.gate.audit(origin, "renewal.install") as record:
             try:
                 model = CertificateModel.from_der(der)
                 x509.load_der_x509_certificate(model.der)
                 intermediates = [x509.load_der_x509_certificate(c) for c in chain]
             except (CertificateUnreadable, ValueError):
                 raise BadParams(detail="not a DER X.509 certificate") from None
-            cert[0] = model.sha256
+            record.cert = model.sha256
             if signing is not None and model.is_signing_cert != signing:
                 raise BadParams(detail="the certificate's key usage does not fit signflag")
             async with self._write_lock:
                 return await self._install(origin, model, intermediates)
-
-        return await self.gate.audited(origin, "renewal.install", work)
 
     async def _install(
         self, origin: str, model: CertificateModel, chain: list[x509.Certificate]

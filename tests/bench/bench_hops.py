@@ -140,7 +140,7 @@ async def measure(manifest: dict, tmp: str) -> dict[str, Recorder]:
                     threading.setprofile(rec.profile)
                     sys.setprofile(rec.profile)
                     for d in tokens.drivers:
-                        d.submit(sys.setprofile, rec.profile).result()
+                        d.worker.submit(sys.setprofile, rec.profile).result()
                     asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(4))
                     rec.on = True
                     await call(i, method, p)
@@ -148,7 +148,7 @@ async def measure(manifest: dict, tmp: str) -> dict[str, Recorder]:
                     sys.setprofile(None)
                     threading.setprofile(None)  # type: ignore[arg-type]
                     for d in tokens.drivers:
-                        d.submit(sys.setprofile, None).result()
+                        d.worker.submit(sys.setprofile, None).result()
 
                 sign_rec, auth_rec = recs.values()
                 await profiled(sign_rec, 3, "sign.data", params)
@@ -178,6 +178,9 @@ def report(title: str, rec: Recorder) -> None:
         print(f"    {len(chain):2d}: " + " > ".join(n.split(":")[-1] for n in chain))
     print(f"  project calls (all threads)        : {sum(rec.calls.values())}")
     print(f"  threads that ran project code      : {sorted(rec.threads)}")
+    if os.environ.get("BENCH_HOPS_VERBOSE"):
+        for name, n in rec.calls.most_common():
+            print(f"      {n:4d} {name}")
 
 
 if __name__ == "__main__":

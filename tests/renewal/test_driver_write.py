@@ -59,7 +59,7 @@ def _with_session(driver: Pkcs11Driver, serial: str, fn: Callable[[Any], Any]) -
                     return fn(session)
         raise AssertionError(f"token {serial} not found")
 
-    return driver.call(run)
+    return driver.worker.call(run)
 
 
 def listing(driver: Pkcs11Driver, serial: str) -> list[Row]:
@@ -199,7 +199,7 @@ def test_public_keys_skips_what_it_cannot_encode(driver: Pkcs11Driver, renewal_t
                 with token.open(rw=True) as session:
                     add_dsa(session)
 
-    driver.call(run)
+    driver.worker.call(run)
     assert b"dsa" in {row[2] for row in listing(driver, serial)}
     keys = driver.public_keys(serial)
     assert len(keys) == 3 and b"dsa" not in {k.key_id for k in keys}

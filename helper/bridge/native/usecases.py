@@ -51,7 +51,7 @@ class NativeApi:
         self.gate = gate
 
     async def list_certificates(self, origin: str) -> list[dict[str, Any]]:
-        async def work(_cert: list[str | None]) -> list[dict[str, Any]]:
+        async with self.gate.audit(origin, "certificates.list"):
             now = self.gate.tokens.clock()
             return [
                 certificate_summary(e, now) | {"der": base64.b64encode(e.model.der).decode()}
@@ -59,18 +59,15 @@ class NativeApi:
                 if e.model is not None
             ]
 
-        return await self.gate.audited(origin, "certificates.list", work)
-
     async def authenticate(
         self, origin: str, challenge: Any, cert_filter: str | None
     ) -> dict[str, Any]:
         challenge = _check_challenge(challenge)
         gate = self.gate
-
-        async def work(cert: list[str | None]) -> dict[str, Any]:
+        async with gate.audit(origin, "auth.authenticate") as record:
             entry = await gate.choose(origin, await gate.certificates.usable(cert_filter))
             assert entry.model is not None
-            cert[0] = entry.model.sha256
+            record.cert = entry.model.sha256
             algorithm = gate.certificates.algorithm(entry)
             session = await gate.ensure_login(origin, "auth.authenticate", entry)
             signature = await gate.sign(entry, signed_bytes(origin, challenge), algorithm)
@@ -87,8 +84,6 @@ class NativeApi:
                 "app_version": __version__,
             }
 
-        return await gate.audited(origin, "auth.authenticate", work)
-
     async def sign_data(
         self,
         origin: str,
@@ -103,8 +98,7 @@ class NativeApi:
         if text is not None and (not isinstance(text, str) or len(text) > MAX_TEXT_CHARS):
             raise BadParams(detail=f"'text' must be a string of at most {MAX_TEXT_CHARS} chars")
         gate = self.gate
-
-        async def work(cert: list[str | None]) -> dict[str, Any]:
+        async with gate.audit(origin, "sign.data") as record:
             candidates = await gate.certificates.usable(cert_filter)
             if cert_filter is None:
                 in_use = {s.cert_sha256 for s in gate.sessions.for_origin(origin)}
@@ -112,7 +106,7 @@ class NativeApi:
                 candidates = preferred or candidates
             entry = await gate.choose(origin, candidates)
             assert entry.model is not None
-            cert[0] = entry.model.sha256
+            record.cert = entry.model.sha256
             algorithm = gate.certificates.algorithm(entry)
             await gate.confirm_signing(origin, entry, data, text)
             session = await gate.ensure_login(origin, "sign.data", entry)
@@ -128,10 +122,6 @@ class NativeApi:
                 "algorithm": _JWS.get(algorithm, algorithm.value),
             }
 
-        return await gate.audited(origin, "sign.data", work)
-
     async def logout(self, origin: str) -> None:
-        async def work(_cert: list[str | None]) -> None:
+        async with self.gate.audit(origin, "auth.logout"):
             await self.gate.logout_origin(origin)
-
-        await self.gate.audited(origin, "auth.logout", work)
