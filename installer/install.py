@@ -12,10 +12,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from helper.config import Config
 from installer import autostart, nss, paths, schemes, system_trust
 from installer import manifest as manifest_mod
 from installer import policy as browser_policy
+from installer.context import InstallContext
 from installer.report import Report, Step
 
 TLS_NAME = "本机 TLS 证书 TLS identity"
@@ -28,11 +28,11 @@ def policy_root() -> Path:
     return Path(os.environ.get(ENV_POLICY_ROOT) or "/")
 
 
-def _install_policy(config: Config, manifest: manifest_mod.Manifest, *, dry_run: bool) -> Step:
+def _install_policy(ctx: InstallContext, manifest: manifest_mod.Manifest, *, dry_run: bool) -> Step:
     """Chrome/Chromium managed policy letting the configured halls reach the helper
     (docs/lna.md: a plain-http public hall needs it under Local Network Access)."""
     root = policy_root()
-    origins = config.page_origins()  # the CAs' renewal pages reach it too
+    origins = list(ctx.page_origins)  # the CAs' renewal pages reach it too
     files = browser_policy.policy_paths(root)
     before = {p: p.read_bytes() for p in files if p.exists()}
     if dry_run:
@@ -51,23 +51,21 @@ def _uninstall_policy(manifest: manifest_mod.Manifest, *, dry_run: bool) -> Step
     return Step(POLICY_NAME, "done", str(root))
 
 
-def _identity(report: Report, *, dry_run: bool) -> Path | None:
-    ca = paths.tls_dir() / "ca.pem"
-    if dry_run:
+def _identity(ctx: InstallContext, report: Report, *, dry_run: bool) -> Path | None:
+    ca = ctx.ca_file
+    if dry_run or ctx.ensure_ca is None:
         status = "exists" if ca.exists() else "done"
         report.add(Step(TLS_NAME, status, str(ca)))
         return ca if ca.exists() else None
-    from helper.bridge.tls import ensure_identity
-
-    identity = ensure_identity(paths.tls_dir())
-    report.add(Step(TLS_NAME, "done" if identity.created else "exists", str(ca)))
-    return identity.paths.ca_cert
+    ca_pem, created = ctx.ensure_ca()
+    report.add(Step(TLS_NAME, "done" if created else "exists", str(ca_pem)))
+    return ca_pem
 
 
-def install(config: Config | None = None, *, system: bool = False, dry_run: bool = False) -> Report:
+def install(ctx: InstallContext, *, system: bool = False, dry_run: bool = False) -> Report:
     report = Report("install", dry_run=dry_run)
-    manifest = manifest_mod.load()
-    ca_pem = _identity(report, dry_run=dry_run)
+    manifest = manifest_mod.load(ctx.manifest_file)
+    ca_pem = _identity(ctx, report, dry_run=dry_run)
     report.add(autostart.install(manifest, dry_run=dry_run))
     report.extend(schemes.install(manifest, dry_run=dry_run))
     if ca_pem is not None:
@@ -79,17 +77,15 @@ def install(config: Config | None = None, *, system: bool = False, dry_run: bool
             report.add(system_trust.install(ca_pem, manifest, dry_run=dry_run))
         else:
             report.add(Step(system_trust.NAME, "done", str(paths.system_ca_file())))
-        report.add(_install_policy(config or Config(), manifest, dry_run=dry_run))
+        report.add(_install_policy(ctx, manifest, dry_run=dry_run))
     if not dry_run:
-        manifest_mod.save(manifest)
+        manifest_mod.save(manifest, ctx.manifest_file)
     return report
 
 
-def uninstall(
-    config: Config | None = None, *, system: bool = False, dry_run: bool = False
-) -> Report:
+def uninstall(ctx: InstallContext, *, system: bool = False, dry_run: bool = False) -> Report:
     report = Report("uninstall", dry_run=dry_run)
-    manifest = manifest_mod.load()
+    manifest = manifest_mod.load(ctx.manifest_file)
     if manifest.is_empty():
         report.add(Step("卸载 uninstall", "skipped", "未安装 nothing was installed"))
         return report
@@ -125,5 +121,5 @@ def uninstall(
             Path(f).unlink(missing_ok=True)
             manifest.files.remove(f)
         manifest_mod.remove_dirs(manifest)
-        manifest_mod.save(manifest)
+        manifest_mod.save(manifest, ctx.manifest_file)
     return report

@@ -23,8 +23,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from installer import paths
-
 VERSION = 1
 
 
@@ -104,8 +102,7 @@ def remove_dirs(manifest: Manifest) -> None:
     manifest.dirs = [d for d in manifest.dirs if Path(d).exists()]
 
 
-def load(path: Path | None = None) -> Manifest:
-    path = path or paths.manifest_file()
+def load(path: Path) -> Manifest:
     try:
         data = json.loads(path.read_text("utf-8"))
     except FileNotFoundError:
@@ -119,9 +116,8 @@ def _text(manifest: Manifest) -> str:
     return json.dumps(manifest.to_dict(), ensure_ascii=False, indent=2, sort_keys=True) + "\n"
 
 
-def save(manifest: Manifest, path: Path | None = None) -> bool:
+def save(manifest: Manifest, path: Path) -> bool:
     """Write the manifest (removing it when empty); False when nothing changed."""
-    path = path or paths.manifest_file()
     if manifest.is_empty():
         existed = path.exists()
         path.unlink(missing_ok=True)

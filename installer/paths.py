@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from helper.config import data_dir
-
 AUTOSTART_NAME = "certhelper.desktop"
 SCHEME_DESKTOP_NAME = "certhelper-url.desktop"
 SCHEMES = ("p11", "certhelper")
@@ -75,14 +73,6 @@ def firefox_roots() -> list[Path]:
     """Directories holding Firefox profiles (Debian's package and the snap)."""
     h = home()
     return [h / ".mozilla" / "firefox", h / "snap" / "firefox" / "common" / ".mozilla" / "firefox"]
-
-
-def manifest_file() -> Path:
-    return data_dir() / MANIFEST_NAME
-
-
-def tls_dir() -> Path:
-    return data_dir() / "tls"
 
 
 def system_ca_dir() -> Path:

@@ -1,4 +1,4 @@
-"""The per-install localhost TLS identity (helper/bridge/tls.py): files, renewal, handshakes.
+"""The per-install localhost TLS identity (helper/services/tls.py): files, renewal, handshakes.
 
 The Chromium test needs `chromium` and `certutil` (Debian: chromium, libnss3-tools); it fails
 rather than skips when they are missing.
@@ -32,7 +32,7 @@ from cryptography.x509.verification import PolicyBuilder, Store, VerificationErr
 from keyring.backends import fail
 from keyrings.alt.file import PlaintextKeyring
 
-from helper.bridge.tls import (
+from helper.services.tls import (
     KEYRING_SERVICE,
     KEYRING_USERNAME,
     TlsIdentity,

@@ -164,7 +164,7 @@ def _write_output(path: str, data: bytes) -> None:
 
 
 def cmd_doctor(args: argparse.Namespace, config: Config, factory: Factory) -> int:
-    from helper.services.doctor import run_doctor
+    from helper.doctor import run_doctor
 
     service = _service(config, factory)
     try:
@@ -196,8 +196,8 @@ ALREADY_RUNNING = "证书助手已在运行，已打开「我的证书」 (alrea
 
 
 def cmd_run(args: argparse.Namespace, config: Config, factory: Factory) -> int:
-    from helper.daemon import control
     from helper.daemon.run import run_daemon
+    from helper.services import control
 
     claim = control.claim()  # before anything slow: a second start only says hello
     if isinstance(claim, control.Running):
@@ -288,18 +288,20 @@ def cmd_audit(args: argparse.Namespace, config: Config, factory: Factory) -> int
 
 
 def cmd_install(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    from helper.daemon.installation import install_context
     from installer.install import install, uninstall
 
+    ctx = install_context(config)
     if args.command == "install":
-        report = install(config, system=args.system, dry_run=args.dry_run)
+        report = install(ctx, system=args.system, dry_run=args.dry_run)
     else:
-        report = uninstall(config, system=args.system)
+        report = uninstall(ctx, system=args.system)
     print(report.text())
     return 0 if report.ok else 1
 
 
 def cmd_open_url(args: argparse.Namespace, config: Config, factory: Factory) -> int:
-    from installer.open_url import open_url
+    from helper.cli.open_url import open_url
 
     print(open_url(args.url))
     return 0

@@ -126,7 +126,7 @@ async def start_bridge(
     renew = None
     created = False
     if ssl_ctx is None:
-        from helper.bridge.tls import ensure_identity, ssl_context
+        from helper.services.tls import ensure_identity, ssl_context
 
         identity = await asyncio.to_thread(
             ensure_identity, state_dir / "tls", keyring_backend=keyring_backend
@@ -176,7 +176,7 @@ def _tls_renewal_job(
     the running context (same CA, so browsers keep trusting it)."""
 
     async def job(_app: web.Application) -> AsyncIterator[None]:
-        from helper.bridge.tls import ensure_identity, reload_ssl_context
+        from helper.services.tls import ensure_identity, reload_ssl_context
 
         async def loop() -> None:
             while True:

@@ -32,8 +32,8 @@ from helper import __version__
 from helper.apps import Category, load_apps
 from helper.bridge.native.app import BackgroundSettings
 from helper.config import ENV_CONFIG, Config
-from helper.daemon.control import Claim, DaemonUnavailable
 from helper.services.alerts import AlertScheduler, default_state_path, notification_text
+from helper.services.control import Claim, DaemonUnavailable
 from helper.services.tokens import CertEntry, TokenService, TokenView
 from helper.tray.menu import (
     QUIT,
@@ -445,7 +445,7 @@ class Daemon:
         future.add_done_callback(_log_failure)
 
     async def _show_doctor(self) -> None:
-        from helper.services.doctor import run_doctor
+        from helper.doctor import run_doctor
 
         findings = await asyncio.to_thread(run_doctor, self.config, self.tokens)
         self.open_window("notice", {"kind": "doctor", "findings": [f.to_dict() for f in findings]})
@@ -511,14 +511,16 @@ def _retrust(ca_pem: Path) -> None:
     """A new local CA replaces the old one in the NSS databases `certhelper install`
     added it to (docs: installer/__init__.py), so browsers keep trusting the helper."""
     try:
+        from helper.daemon.installation import install_context
         from installer import manifest as manifest_mod
         from installer import nss
 
-        manifest = manifest_mod.load()
+        where = install_context().manifest_file
+        manifest = manifest_mod.load(where)
         if manifest.nss:
             for step in nss.retrust(ca_pem, manifest):
                 log.info("re-trust: %s", step)
-            manifest_mod.save(manifest)
+            manifest_mod.save(manifest, where)
     except Exception:
         log.exception("re-trusting the new local CA failed; run `certhelper install`")
 
@@ -535,7 +537,7 @@ def run_daemon(
     """Run the daemon until quit. ``claim``: the control endpoint already won
     (``certhelper run`` claims it before loading anything); without one it is
     claimed here, and another daemon already running is an error."""
-    from helper.daemon import control
+    from helper.services import control
 
     if claim is None:
         got = control.claim()

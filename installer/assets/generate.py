@@ -21,10 +21,21 @@ import stat
 import string
 import uuid
 from importlib import resources
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as _dist_version
 from pathlib import Path
 from xml.sax.saxutils import escape
 
-from helper import __version__
+
+def _installed_version() -> str:
+    """The certhelper distribution's version (the installer never imports helper)."""
+    try:
+        return _dist_version("certhelper")
+    except PackageNotFoundError:
+        return "0.0.0"
+
+
+__version__ = _installed_version()
 
 LABEL = "com.certhelper.agent"
 #: a fixed Inno Setup AppId, so upgrades replace the previous install

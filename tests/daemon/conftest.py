@@ -17,8 +17,8 @@ import pytest
 
 from helper.apps import App, Category
 from helper.config import Config
-from helper.daemon import control
 from helper.daemon.run import Daemon
+from helper.services import control
 from helper.services.tokens import TokenService, TokenView
 from helper.tray.state import TrayState
 from helper.ui.launch import Windows

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from helper.daemon import control
-from helper.daemon.control import Claim, DaemonUnavailable, Running, claim, request
+from helper.services import control
+from helper.services.control import Claim, DaemonUnavailable, Running, claim, request
 
 
 @pytest.fixture

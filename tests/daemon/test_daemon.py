@@ -17,8 +17,8 @@ from drivers.types import PinState
 from helper import __version__
 from helper.cli.commands import ALREADY_RUNNING
 from helper.cli.main import main as cli_main
-from helper.daemon import control
-from helper.daemon.control import DaemonUnavailable
+from helper.services import control
+from helper.services.control import DaemonUnavailable
 from helper.ui.launch import Window
 from tests.daemon.conftest import Harness, make_config
 from tests.tray.helpers import token, view

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from helper.services.doctor import DoctorEnv
+from helper.doctor.run import DoctorEnv
 
 
 def free_port() -> int:

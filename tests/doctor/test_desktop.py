@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from helper.config import Config
-from helper.services.doctor_checks import autostart_findings, scheme_findings
-from helper.services.doctor_checks.base import DoctorEnv
+from helper.doctor.checks import autostart_findings, scheme_findings
+from helper.doctor.checks.base import DoctorEnv
 from tests.doctor.conftest import make_env
 
 

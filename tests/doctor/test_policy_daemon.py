@@ -10,10 +10,10 @@ import ssl
 import threading
 from pathlib import Path
 
-from helper.bridge.tls import ensure_identity, ssl_context
 from helper.config import Config
-from helper.daemon import control
-from helper.services.doctor_checks import daemon_findings, policy_findings
+from helper.doctor.checks import daemon_findings, policy_findings
+from helper.services import control
+from helper.services.tls import ensure_identity, ssl_context
 from tests.doctor.conftest import free_port, make_env
 from tests.doctor.test_tls import _MemoryKeyring
 

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from helper.config import Config
-from helper.services.doctor import run_doctor
+from helper.doctor import run_doctor
 from helper.services.tokens import TokenService
 from tests.conftest import Cli
 from tests.doctor.conftest import free_port, make_env
@@ -37,7 +37,7 @@ def test_a_broken_check_does_not_stop_the_doctor(tmp_path: Path, monkeypatch) ->
     def boom(config, env):
         raise RuntimeError("kaputt")
 
-    monkeypatch.setattr("helper.services.doctor.MACHINE_CHECKS", (("daemon", boom),))
+    monkeypatch.setattr("helper.doctor.run.MACHINE_CHECKS", (("daemon", boom),))
     findings = run_doctor(Config(), TokenService([]), env=make_env(tmp_path))
     assert "check_failed" in [f.code for f in findings]
     assert "no_module" in [f.code for f in findings]

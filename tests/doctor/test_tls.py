@@ -10,10 +10,10 @@ from pathlib import Path
 import keyring.backends.fail
 import pytest
 
-from helper.bridge.tls import ensure_identity
 from helper.config import Config
-from helper.services.doctor_checks import nss_findings, tls_findings
-from helper.services.doctor_checks.base import DoctorEnv
+from helper.doctor.checks import nss_findings, tls_findings
+from helper.doctor.checks.base import DoctorEnv
+from helper.services.tls import ensure_identity
 from tests.doctor.conftest import make_env
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)

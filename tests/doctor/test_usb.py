@@ -7,7 +7,7 @@ from pathlib import Path
 
 from drivers.catalog import load_catalog
 from helper.config import Config
-from helper.services.doctor_checks import usb_findings
+from helper.doctor.checks import usb_findings
 from helper.services.usb import list_usb_devices
 from tests.doctor.conftest import make_env
 

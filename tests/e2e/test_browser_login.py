@@ -32,12 +32,12 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from playwright import sync_api
 
 from drivers.types import Pin
-from helper.bridge.tls import ensure_identity, ssl_context
 from helper.config import Config
 from helper.daemon.compose import RunningBridge, start_bridge
 from helper.demo.hall import create_hall_app
 from helper.errors import UserCancelled
 from helper.services.prompts import CertChoice, ConsentChoice, ConsentRequest, PinRequest
+from helper.services.tls import ensure_identity, ssl_context
 from helper.services.tokens import ModuleStatus, TokenService
 from tests.conftest import USER_PIN, Fixtures
 

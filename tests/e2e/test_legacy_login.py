@@ -21,10 +21,10 @@ import keyring.backends.fail
 import pytest
 from aiohttp import web
 
-from helper.bridge.tls import ensure_identity, ssl_context
 from helper.config import Config
 from helper.daemon.compose import RunningBridge, start_bridge
 from helper.demo.hall import create_hall_app
+from helper.services.tls import ensure_identity, ssl_context
 from helper.services.tokens import ModuleStatus
 from tests.conftest import USER_PIN, Fixtures
 from tests.e2e.test_browser_login import (  # noqa: F401  (_browser_tools: autouse fixture)

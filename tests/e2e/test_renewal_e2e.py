@@ -24,12 +24,12 @@ import pytest
 from aiohttp import web
 from cryptography import x509
 
-from helper.bridge.tls import ensure_identity, ssl_context
 from helper.config import Config
 from helper.daemon.compose import RunningBridge, start_bridge
 from helper.demo.ca import create_ca_app
 from helper.demo.hall import create_hall_app
 from helper.services.prompts import CertChoice, ConsentChoice, ConsentRequest
+from helper.services.tls import ensure_identity, ssl_context
 from helper.services.tokens import ModuleStatus
 from helper.verify import new_challenge, verify_auth_token
 from tests.conftest import USER_PIN, Cli, Fixtures

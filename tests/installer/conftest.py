@@ -69,7 +69,7 @@ class Home:
         return subprocess.run(argv, env=self.env, capture_output=True, text=True, check=False)
 
     def ensure_identity(self):  # type: ignore[no-untyped-def]
-        from helper.bridge.tls import ensure_identity
+        from helper.services.tls import ensure_identity
 
         return ensure_identity(self.data / "tls", keyring_backend=keyring.backends.fail.Keyring())
 

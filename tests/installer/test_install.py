@@ -8,7 +8,7 @@ from pathlib import Path
 import keyring.backends.fail
 from cryptography import x509
 
-from helper.bridge.tls import ensure_identity
+from helper.services.tls import ensure_identity
 from installer.nss import nickname
 from tests.installer.conftest import Home
 

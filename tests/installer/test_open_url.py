@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
+from helper.cli import open_url
 from helper.cli.main import main
-from helper.daemon import control
-from installer import open_url
+from helper.services import control
 from installer.desktop import quote_exec_arg
 from tests.e2e.test_browser_login import LoopThread
 from tests.installer.conftest import Home

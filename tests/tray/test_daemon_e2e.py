@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 
 from helper.cli.commands import ALREADY_RUNNING
-from helper.daemon import control
+from helper.services import control
 from helper.tray.icons import BLUE, GREY
 from tests.conftest import Fixtures, copy_fixtures
 from tests.tray.conftest import TrayDesktop

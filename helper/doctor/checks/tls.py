@@ -1,6 +1,6 @@
 """The local TLS identity (<data dir>/tls) and its trust in the user's NSS database.
 
-Read-only: unlike ``helper.bridge.tls.ensure_identity`` this never creates,
+Read-only: unlike ``helper.services.tls.ensure_identity`` this never creates,
 renews or touches the keyring; key protection is read from the PEM header.
 """
 
@@ -15,10 +15,10 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from helper.config import Config
-from helper.services.doctor_checks.base import DoctorEnv, Finding
+from helper.doctor.checks.base import DoctorEnv, Finding
 
 INSTALL_FIX = "运行 certhelper install (run `certhelper install`)"
-#: the leaf is renewed when fewer than this remain (helper.bridge.tls.RENEW_BEFORE)
+#: the leaf is renewed when fewer than this remain (helper.services.tls.RENEW_BEFORE)
 MIN_LEFT = timedelta(days=10)
 #: nicknames the installer gives the CA in NSS (and the CA's own CN)
 NICKNAME_PREFIXES = ("certhelper local ca", "证书助手本机 ca")

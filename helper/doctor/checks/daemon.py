@@ -10,7 +10,7 @@ import ssl
 from typing import Any
 
 from helper.config import Config
-from helper.services.doctor_checks.base import DoctorEnv, Finding
+from helper.doctor.checks.base import DoctorEnv, Finding
 
 START_FIX = (
     "运行 certhelper run 启动证书助手；运行 certhelper install 设置开机自启 "
@@ -27,7 +27,7 @@ def _ping(env: DoctorEnv) -> dict[str, Any] | None:
             return None
     if env.control_dir is None:
         return None
-    from helper.daemon import control
+    from helper.services import control
 
     d = env.control_dir
     if not (d / control.SOCKET_NAME).exists() and not (d / control.TCP_NAME).exists():

@@ -49,7 +49,7 @@ def spawn_daemon() -> None:
 
 def open_url(url: str) -> str:
     """Start or wake the daemon; returns what to tell the person."""
-    from helper.daemon import control
+    from helper.services import control
 
     window = window_for(url)
     claim = control.claim()

@@ -3,7 +3,7 @@
 The doctor only reads: it never tries a PIN and never writes to a token. PIN
 states come from the token flags alone. The machine checks (daemon, TLS, NSS,
 autostart, URL schemes, browser policy, USB keys) live in
-``helper.services.doctor_checks`` and read the machine through a
+``helper.doctor.checks`` and read the machine through a
 :class:`DoctorEnv`, so tests can point them at fake trees. See docs/doctor.md.
 """
 
@@ -14,8 +14,7 @@ from collections.abc import Callable
 
 from drivers.types import PinState
 from helper.config import Config
-from helper.domain.expiry import ExpiryState
-from helper.services.doctor_checks import (
+from helper.doctor.checks import (
     DoctorEnv,
     Finding,
     Level,
@@ -27,6 +26,7 @@ from helper.services.doctor_checks import (
     tls_findings,
     usb_findings,
 )
+from helper.domain.expiry import ExpiryState
 from helper.services.tokens import TokenService
 
 __all__ = ["DoctorEnv", "Finding", "Level", "run_doctor"]

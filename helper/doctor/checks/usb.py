@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from helper.config import Config
-from helper.services.doctor_checks.base import DoctorEnv, Finding
+from helper.doctor.checks.base import DoctorEnv, Finding
 from helper.services.usb import list_usb_devices
 
 

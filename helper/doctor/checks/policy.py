@@ -6,7 +6,7 @@ turns its answers into findings."""
 from __future__ import annotations
 
 from helper.config import Config
-from helper.services.doctor_checks.base import DoctorEnv, Finding
+from helper.doctor.checks.base import DoctorEnv, Finding
 from installer.policy import policy_findings as _policy_findings
 
 _CODES = {

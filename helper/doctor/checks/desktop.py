@@ -5,7 +5,7 @@ from __future__ import annotations
 import configparser
 
 from helper.config import Config
-from helper.services.doctor_checks.base import DoctorEnv, Finding
+from helper.doctor.checks.base import DoctorEnv, Finding
 
 INSTALL_FIX = "运行 certhelper install (run `certhelper install`)"
 AUTOSTART_NAME = "certhelper.desktop"

@@ -78,7 +78,7 @@ class DoctorEnv:
     catalog: list[Any] | None = None
     #: how a module file's presence is tested
     file_exists: Callable[[str], bool] = os.path.isfile
-    #: sends one control command to the daemon; None = helper.daemon.control.request
+    #: sends one control command to the daemon; None = helper.services.control.request
     daemon_request: Callable[[dict[str, Any]], dict[str, Any]] | None = None
     #: seconds for each socket connection
     timeout: float = 2.0
@@ -86,7 +86,7 @@ class DoctorEnv:
     @classmethod
     def default(cls) -> DoctorEnv:
         from helper.config import data_dir
-        from helper.daemon.control import control_dir
+        from helper.services.control import control_dir
 
         home = Path.home()
         return cls(
