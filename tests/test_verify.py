@@ -25,6 +25,7 @@ from drivers.errors import ALL_ERRORS, CertHelperError
 from drivers.types import Pin, SignAlgorithm
 from helper import verify as V
 from helper.verify import Identity, new_challenge, signed_bytes, verify_auth_token
+from helper.verify.chain import check_chain_of
 from tests.conftest import ROOT, USER_PIN, Fixtures
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -700,9 +701,9 @@ def test_look_alike_issuer_without_key_ids(pki: Pki) -> None:
         .sign(other_issuing.key, hashes.SHA256())
     )
     both = [pki.issuing.cert, other_issuing.cert]
-    fails(V.UntrustedChain, lambda: V._check_chain(fake, [pki.root.cert], both, NOW))
+    fails(V.UntrustedChain, lambda: check_chain_of(fake, [pki.root.cert], both, NOW))
     # the same certificate is fine where the look-alike's own root is trusted
-    V._check_chain(fake, [pki.leaf("other_root_ca").cert], both, NOW)
+    check_chain_of(fake, [pki.leaf("other_root_ca").cert], both, NOW)
 
 
 def test_leaf_signed_by_a_non_ca(pki: Pki) -> None:
@@ -801,7 +802,7 @@ def test_chain_verdict_agrees_with_cryptography(pki: Pki, name: str) -> None:
     except verification.VerificationError:
         theirs = False
     try:
-        V._check_chain(leaf, [pki.root.cert], pool, NOW)
+        check_chain_of(leaf, [pki.root.cert], pool, NOW)
         ours = True
     except V.UntrustedChain:
         ours = False

@@ -1,0 +1,45 @@
+"""Verify what certhelper produced: the check a hall backend runs (docs/verifier.md).
+
+Pure Python on ``cryptography`` and ``asn1crypto``; needs no daemon, no USB key and
+no network. Login tokens (:func:`verify_auth_token`), legacy HEBCA signatures
+(:func:`verify_legacy_signature`) and certificate chains (:func:`check_chain`).
+"""
+
+from helper.verify.chain import check_chain
+from helper.verify.errors import (
+    AlgorithmMismatch,
+    BadSignature,
+    CertExpired,
+    CertNotYetValid,
+    ChallengeInvalid,
+    OriginMismatch,
+    UnknownTokenFormat,
+    UntrustedChain,
+    VerifyError,
+    WrongKeyUsage,
+)
+from helper.verify.legacy import verify_legacy_signature
+from helper.verify.signer import ALGORITHMS, DEFAULT_KEY_USAGE, Identity
+from helper.verify.token import TOKEN_FORMAT, new_challenge, signed_bytes, verify_auth_token
+
+__all__ = [
+    "ALGORITHMS",
+    "DEFAULT_KEY_USAGE",
+    "TOKEN_FORMAT",
+    "AlgorithmMismatch",
+    "BadSignature",
+    "CertExpired",
+    "CertNotYetValid",
+    "ChallengeInvalid",
+    "Identity",
+    "OriginMismatch",
+    "UnknownTokenFormat",
+    "UntrustedChain",
+    "VerifyError",
+    "WrongKeyUsage",
+    "check_chain",
+    "new_challenge",
+    "signed_bytes",
+    "verify_auth_token",
+    "verify_legacy_signature",
+]

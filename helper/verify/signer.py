@@ -1,0 +1,175 @@
+"""The signer's certificate and signature: load the leaf, check the signature with the
+algorithm it names (the one place an algorithm is dispatched), then validity, chain
+and key usage — the same for a login token and a legacy signature."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+
+from helper.domain.certificate import CertificateModel
+from helper.errors import CertificateUnreadable, SigningUnsupported
+from helper.verify.chain import check_chain_of, extension
+from helper.verify.errors import (
+    AlgorithmMismatch,
+    BadSignature,
+    CertExpired,
+    CertNotYetValid,
+    UnknownTokenFormat,
+    WrongKeyUsage,
+)
+from helper.verify.inputs import check_now, key_usage_wanted, load_certs
+
+#: JWS name -> (key type, curve or None, hash)
+ALGORITHMS: dict[str, tuple[str, str | None, type[hashes.HashAlgorithm]]] = {
+    "RS256": ("RSA", None, hashes.SHA256),
+    "ES256": ("EC", "secp256r1", hashes.SHA256),
+    "ES384": ("EC", "secp384r1", hashes.SHA384),
+}
+#: a leaf passes when its keyUsage holds ANY of these (or has no keyUsage extension)
+DEFAULT_KEY_USAGE = ("digital_signature", "non_repudiation")
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who signed in: the verified leaf certificate's identity."""
+
+    subject: tuple[tuple[str, str], ...]
+    subject_cn: str
+    subject_dn: str
+    serial_hex: str
+    hebca_unique_id: str | None
+    sha256: str
+    not_after: datetime
+    issuer_dn: str
+    certificate_der: bytes = field(repr=False)
+    algorithm: str
+    origin: str
+
+
+@dataclass(frozen=True)
+class TrustSettings:
+    """What the backend trusts, checked once per call."""
+
+    now: datetime
+    anchors: list[x509.Certificate]
+    intermediates: list[x509.Certificate]
+    key_usage: frozenset[str]
+
+    @classmethod
+    def of(
+        cls,
+        trust_anchors: Sequence[bytes | x509.Certificate],
+        now: datetime | None,
+        intermediates: Sequence[bytes | x509.Certificate],
+        required_key_usage: Sequence[str],
+    ) -> TrustSettings:
+        when = check_now(now)
+        anchors = load_certs(trust_anchors, "trust_anchors")
+        if not anchors:
+            raise ValueError("no trust anchors given")
+        return cls(
+            when,
+            anchors,
+            load_certs(intermediates, "intermediates"),
+            key_usage_wanted(required_key_usage),
+        )
+
+
+def load_leaf(der: bytes) -> tuple[CertificateModel, x509.Certificate]:
+    try:
+        model = CertificateModel.from_der(der)
+    except CertificateUnreadable as exc:
+        raise UnknownTokenFormat(detail=f"certificate: {exc.detail}") from None
+    if der[len(model.der) :].strip(b"\0"):  # zero padding (seen in CKA_VALUE) is tolerated
+        raise UnknownTokenFormat(detail="data after the certificate")
+    try:
+        cert = x509.load_der_x509_certificate(model.der)
+        cert.subject, cert.issuer  # noqa: B018  (parsed lazily: fail here, not later)
+    except ValueError as exc:
+        raise UnknownTokenFormat(detail=f"certificate: {exc}") from None
+    return model, cert
+
+
+def public_key(
+    model: CertificateModel, algorithm: str
+) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
+    spec = ALGORITHMS.get(algorithm)
+    if spec is None:
+        raise AlgorithmMismatch(detail=f"algorithm {algorithm[:20]!r} is not accepted")
+    key_type, curve, _ = spec
+    if model.key_type != key_type or (curve is not None and model.curve != curve):
+        have = f"{model.key_type} {model.curve or ''}".strip()
+        raise AlgorithmMismatch(detail=f"{algorithm} does not fit the certificate's {have} key")
+    try:
+        key = model.public_key()
+    except SigningUnsupported as exc:
+        raise AlgorithmMismatch(detail=exc.detail) from None
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise AlgorithmMismatch(detail=f"{algorithm} does not fit {type(key).__name__}")
+    return key
+
+
+def check_signature(
+    key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey, algorithm: str, signature: bytes, data: bytes
+) -> None:
+    hash_alg = ALGORITHMS[algorithm][2]()
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, data, padding.PKCS1v15(), hash_alg)
+            return
+        size = (key.curve.key_size + 7) // 8
+        if len(signature) != 2 * size:
+            raise BadSignature(detail=f"ECDSA signature must be r||s, {2 * size} bytes")
+        r = int.from_bytes(signature[:size], "big")
+        s = int.from_bytes(signature[size:], "big")
+        key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hash_alg))
+    except InvalidSignature:
+        raise BadSignature from None
+
+
+def _check_leaf_validity(model: CertificateModel, now: datetime) -> None:
+    if now < model.not_before:
+        raise CertNotYetValid(detail=f"valid from {model.not_before.isoformat()}")
+    if now > model.not_after:
+        raise CertExpired(detail=f"expired {model.not_after.isoformat()}")
+
+
+def _check_key_usage(
+    model: CertificateModel, cert: x509.Certificate, wanted: frozenset[str]
+) -> None:
+    if not wanted or extension(cert, x509.KeyUsage) is None:  # no keyUsage: unrestricted (RFC 5280)
+        return
+    if wanted.isdisjoint(model.key_usage):
+        have, need = ", ".join(model.key_usage), ", ".join(sorted(wanted))
+        raise WrongKeyUsage(detail=f"key usage {have}; needs one of {need}")
+
+
+def check_signer(model: CertificateModel, cert: x509.Certificate, trust: TrustSettings) -> None:
+    """The leaf is valid now, chains to a trusted anchor, and may sign."""
+    _check_leaf_validity(model, trust.now)
+    check_chain_of(cert, trust.anchors, trust.intermediates, trust.now)
+    _check_key_usage(model, cert, trust.key_usage)
+
+
+def identity(model: CertificateModel, algorithm: str, origin: str) -> Identity:
+    return Identity(
+        subject=tuple(model.subject),
+        subject_cn=model.subject_cn,
+        subject_dn=model.subject_dn,
+        serial_hex=model.serial_hex,
+        hebca_unique_id=model.hebca_unique_id,
+        sha256=model.sha256,
+        not_after=model.not_after,
+        issuer_dn=model.issuer_dn,
+        certificate_der=model.der,
+        algorithm=algorithm,
+        origin=origin,
+    )
