@@ -1,4 +1,4 @@
-"""The demo hall's login API and pages (helper/demo/hall.py), with login tokens signed
+"""The demo hall's login API and pages (helper/demo/hall/), with login tokens signed
 by the real SoftHSM key of the session fixtures (no bridge, no browser)."""
 
 from __future__ import annotations

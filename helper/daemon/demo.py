@@ -14,7 +14,7 @@ from helper.config import Config
 from helper.daemon.compose import RunningBridge, start_bridge, wait_for_signal
 from helper.demo.ca import DEFAULT_PORT as CA_PORT
 from helper.demo.ca import demo_ca_app, demo_ca_files
-from helper.demo.hall import BASE, _demo_ca_files, create_hall_app, split_ca_certificates
+from helper.demo.hall import BASE, create_hall_app, demo_token_ca_files, split_ca_certificates
 from helper.services.prompts import Prompter
 from helper.services.tokens import TokenService
 
@@ -43,7 +43,7 @@ async def run_demo(
     )
     runners: list[web.AppRunner] = []
     try:
-        files = _demo_ca_files()
+        files = demo_token_ca_files()
         anchors, intermediates = split_ca_certificates([f.read_bytes() for f in files])
         hall = create_hall_app(
             anchors,

@@ -47,7 +47,7 @@ from helper.demo.ca_issue import (
     load_certificate,
     load_request,
 )
-from helper.demo.hall import CST, DEFAULT_HELPER, _esc, _normalize_base, page_headers
+from helper.demo.web import CST, DEFAULT_HELPER, esc, normalize_base, page_headers
 from helper.domain.renewal import renewed_validity
 
 log = logging.getLogger(__name__)
@@ -267,9 +267,9 @@ def _page(
     ca: DemoCa, title: str, content: str, *, scripts: Sequence[str] = (), status: int = 200
 ) -> web.Response:
     text = _template("ca_layout.html").substitute(
-        title=_esc(title),
+        title=esc(title),
         site=SITE,
-        scripts="\n".join(f'<script defer src="{_esc(src)}"></script>' for src in scripts),
+        scripts="\n".join(f'<script defer src="{esc(src)}"></script>' for src in scripts),
         content=content,
     )
     return web.Response(
@@ -280,7 +280,7 @@ def _page(
 async def index(request: web.Request) -> web.StreamResponse:
     ca = request.app[CA_KEY]
     content = _template("ca_index.html").substitute(
-        price=PRICE, issuer=_esc(_cn(ca.issuing)), helper=_esc(ca.helper_base)
+        price=PRICE, issuer=esc(_cn(ca.issuing)), helper=esc(ca.helper_base)
     )
     response = _page(
         ca,
@@ -315,18 +315,18 @@ async def receipt(request: web.Request) -> web.StreamResponse:
     issued = order.issued
     content = _template("ca_receipt.html").substitute(
         status_class="ok" if done else "pending",
-        status=_esc(_STATUS_TEXT[order.status]),
-        order_id=_esc(order.id),
+        status=esc(_STATUS_TEXT[order.status]),
+        order_id=esc(order.id),
         amount=f"{PRICE} 元（演示，未实际扣款）",
-        subject=_esc(_cn(order.old)),
-        old_serial=_esc(_serial(order.old)),
-        old_not_after=_esc(_shown(order.old.not_valid_after_utc)),
-        serial=_esc(_serial(issued)) if done and issued else "—",
-        not_after=_esc(_shown(issued.not_valid_after_utc)) if done and issued else "—",
-        not_after_iso=_esc(_iso(issued.not_valid_after_utc)) if done and issued else "",
+        subject=esc(_cn(order.old)),
+        old_serial=esc(_serial(order.old)),
+        old_not_after=esc(_shown(order.old.not_valid_after_utc)),
+        serial=esc(_serial(issued)) if done and issued else "—",
+        not_after=esc(_shown(issued.not_valid_after_utc)) if done and issued else "—",
+        not_after_iso=esc(_iso(issued.not_valid_after_utc)) if done and issued else "",
         key=("沿用原密钥" if order.same_key else "新密钥对") if done else "—",
-        paid_at=_esc(_shown(order.paid_at)) if order.paid_at else "—",
-        installed_at=_esc(_shown(order.installed_at)) if order.installed_at else "—",
+        paid_at=esc(_shown(order.paid_at)) if order.paid_at else "—",
+        installed_at=esc(_shown(order.installed_at)) if order.installed_at else "—",
     )
     return _page(ca, "办理结果", content)
 
@@ -451,7 +451,7 @@ def create_ca_app(
         issuing_key,
         list(chain),
         origin.rstrip("/"),
-        _normalize_base(helper_base),
+        normalize_base(helper_base),
         now or (lambda: datetime.now(UTC)),
     )
     app = web.Application(middlewares=[_headers], client_max_size=MAX_BODY)
@@ -520,7 +520,7 @@ def run_demo_ca(
     origin = f"http://{shown_host}:{port}"
     app = demo_ca_app(files, origin=origin, helper_base=helper_base)
     print(f"演示CA已启动 (demo CA): {origin}/", flush=True)
-    print(f"证书助手地址 (helper): {_normalize_base(helper_base)}", flush=True)
+    print(f"证书助手地址 (helper): {normalize_base(helper_base)}", flush=True)
     print(
         f"证书助手需允许本站并信任 (the helper must allow this origin and trust) {files.root}",
         flush=True,
