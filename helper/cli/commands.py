@@ -14,6 +14,7 @@ from drivers.types import PinState
 from helper.cli import render
 from helper.cli.prompts import PinReader
 from helper.config import Config
+from helper.domain.presentation import pin_state_text, to_pem
 from helper.errors import Cancelled
 from helper.services import operations
 from helper.services.summary import certificate_summary, list_document
@@ -53,7 +54,7 @@ def cmd_show(args: argparse.Namespace, config: Config, factory: Factory) -> int:
             Path(args.der).write_bytes(entry.obj.value)
             print(f"已导出 (written): {args.der}")
         elif args.pem:
-            pem = render.to_pem(entry.obj.value)
+            pem = to_pem(entry.obj.value)
             if args.pem == "-":
                 sys.stdout.write(pem)
             else:
@@ -74,7 +75,7 @@ def cmd_change_pin(args: argparse.Namespace, config: Config, factory: Factory) -
     try:
         driver, token = service.find_token(args.token)
         info = driver.token_info(token.serial)
-        print(f"USB Key: {info.label} ({info.serial})  {render.pin_state_text(info.pin_state)}")
+        print(f"USB Key: {info.label} ({info.serial})  {pin_state_text(info.pin_state)}")
         if info.pin_state is PinState.LOCKED:
             raise PinLocked(detail=info.label)
         render.warn_pin_state(info.pin_state)
@@ -114,7 +115,7 @@ def _report_state_after_failure(driver, serial: str) -> None:  # type: ignore[no
         state = driver.token_info(serial).pin_state
     except CertHelperError:
         return
-    print(f"当前密码状态 (PIN state now): {render.pin_state_text(state)}", file=sys.stderr)
+    print(f"当前密码状态 (PIN state now): {pin_state_text(state)}", file=sys.stderr)
 
 
 def cmd_sign(args: argparse.Namespace, config: Config, factory: Factory) -> int:

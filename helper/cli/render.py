@@ -2,36 +2,15 @@
 
 from __future__ import annotations
 
-import base64
 import sys
-import textwrap
 import unicodedata
 from datetime import datetime
 from typing import Any
 
 from drivers.types import PinState
-from helper.domain.expiry import ExpiryState
+from helper.domain.presentation import EXPIRY_TEXT, pin_state_text
 from helper.services.summary import iso
 from helper.services.tokens import CertEntry, ModuleStatus, TokenView
-
-PIN_STATE_TEXT = {
-    PinState.OK: "密码正常 (PIN ok)",
-    PinState.COUNT_LOW: "密码已输错多次，剩余次数不多 (PIN tries low)",
-    PinState.FINAL_TRY: "密码仅剩最后一次机会 (final PIN try)",
-    PinState.LOCKED: "密码已锁定 (PIN locked)",
-    PinState.TO_BE_CHANGED: "请修改初始密码 (PIN must be changed)",
-}
-
-EXPIRY_TEXT = {
-    ExpiryState.OK: "正常 ok",
-    ExpiryState.WARNING: "即将到期 expiring",
-    ExpiryState.URGENT: "7天内到期 expires within 7 days",
-    ExpiryState.EXPIRED: "已过期 expired",
-}
-
-
-def pin_state_text(state: PinState) -> str:
-    return PIN_STATE_TEXT[state]
 
 
 def warn_pin_state(state: PinState) -> None:
@@ -46,11 +25,6 @@ def warn_pin_state(state: PinState) -> None:
             "提示：密码已输错多次，请仔细输入 (Note: several wrong PINs were entered before)",
             file=sys.stderr,
         )
-
-
-def to_pem(der: bytes) -> str:
-    body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
-    return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
 
 
 def _key_desc(c: CertEntry) -> str:

@@ -67,7 +67,6 @@ from drivers.errors import (
 )
 from drivers.protocol import TokenDriver
 from drivers.types import Pin, PinState, TokenInfo
-from helper.cli.render import PIN_STATE_TEXT
 from helper.config import Config, load_config, log_dir
 from helper.domain.pin_policy import (
     DEFAULT_MAX_LEN,
@@ -76,6 +75,7 @@ from helper.domain.pin_policy import (
     PolicyIssue,
     check_new_pin,
 )
+from helper.domain.presentation import PIN_STATE_TEXT
 from helper.logs import setup_logging
 from helper.services import operations
 from helper.services.tokens import TokenService

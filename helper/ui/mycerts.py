@@ -62,9 +62,9 @@ from typing import Any
 
 from drivers.errors import CertHelperError
 from drivers.types import TokenInfo
-from helper.cli.render import PIN_STATE_TEXT, to_pem
 from helper.config import Config, load_config, log_dir
 from helper.domain.expiry import ExpiryState
+from helper.domain.presentation import PIN_STATE_TEXT, to_pem
 from helper.logs import setup_logging
 from helper.services.tokens import CertEntry, ModuleStatus, TokenService, TokenView
 from helper.ui import style as S
