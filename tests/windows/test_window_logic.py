@@ -20,8 +20,23 @@ from drivers.errors import PinIncorrect, TokenAbsent
 from drivers.pkcs11.driver import Pkcs11Driver
 from drivers.types import Pin, PinState, TokenInfo
 from helper.domain.expiry import ExpiryState
+from helper.domain.presentation import PIN_STATE_TEXT
 from helper.services.tokens import ModuleStatus, TokenService
-from helper.ui import changepin, mycerts
+from helper.ui.changepin.outcome import Outcome, outcome_message
+from helper.ui.changepin.policy import (
+    Check,
+    evaluate,
+    forced_pin_state,
+    new_pin_hint,
+    new_pin_range,
+    old_pin_ok,
+    with_test_state,
+)
+from helper.ui.changepin.view import ChangePinWindow
+from helper.ui.mycerts.export import certificate_file, export_format, safe_filename
+from helper.ui.mycerts.poller import Failure, Poller, Snapshot
+from helper.ui.mycerts.rows import build_rows, days_text, detail_lines, elide, fit_text, signature
+from helper.ui.mycerts.words import ARCHIVED_WORDS
 from tests.conftest import Fixtures
 from tests.ui.conftest import Desktop
 
@@ -46,8 +61,8 @@ def token(min_len: int | None = 4, max_len: int | None = 255, **kw: Any) -> Toke
 # --- change PIN: the policy as you type -------------------------------------------
 
 
-def check(old: str, new: str, confirm: str, t: TokenInfo | None = None) -> changepin.Check:
-    return changepin.evaluate(Pin(old), Pin(new), Pin(confirm), t or token())
+def check(old: str, new: str, confirm: str, t: TokenInfo | None = None) -> Check:
+    return evaluate(Pin(old), Pin(new), Pin(confirm), t or token())
 
 
 def test_a_good_change_passes() -> None:
@@ -76,10 +91,10 @@ def test_weak_pin_warns_but_does_not_block() -> None:
 
 def test_hebca_range_when_the_token_reports_none() -> None:
     t = token(None, None)
-    assert changepin.new_pin_range(t) == (6, 16)
+    assert new_pin_range(t) == (6, 16)
     assert not check("123456", "58293", "58293", t).ok  # 5 < 6
-    assert "6–16 位" in changepin.new_pin_hint(t)
-    assert "至少 4 位" in changepin.new_pin_hint(token())
+    assert "6–16 位" in new_pin_hint(t)
+    assert "至少 4 位" in new_pin_hint(token())
 
 
 def test_confirmation_mismatch_only_once_it_cannot_be_a_prefix() -> None:
@@ -92,33 +107,33 @@ def test_confirmation_mismatch_only_once_it_cannot_be_a_prefix() -> None:
 def test_current_pin_outside_the_keys_range_is_not_sent() -> None:
     assert not check("12", "582937", "582937").ok  # SoftHSM: at least 4
     assert not check("", "582937", "582937").ok
-    assert changepin.old_pin_ok(1, token(None, None))
+    assert old_pin_ok(1, token(None, None))
 
 
 def test_outcome_messages() -> None:
-    text, style = changepin.outcome_message(changepin.Outcome("ok"))
+    text, style = outcome_message(Outcome("ok"))
     assert "密码修改成功" in text and style == "Ok.TLabel"
-    text, _ = changepin.outcome_message(changepin.Outcome("pin_incorrect", PinState.OK))
+    text, _ = outcome_message(Outcome("pin_incorrect", PinState.OK))
     assert text.startswith("当前密码错误")
-    text, style = changepin.outcome_message(changepin.Outcome("pin_incorrect", PinState.FINAL_TRY))
+    text, style = outcome_message(Outcome("pin_incorrect", PinState.FINAL_TRY))
     assert "最后一次机会" in text and style == "FinalTry.TLabel"
-    text, _ = changepin.outcome_message(changepin.Outcome("pin_incorrect", PinState.COUNT_LOW))
+    text, _ = outcome_message(Outcome("pin_incorrect", PinState.COUNT_LOW))
     assert "剩余次数不多" in text
-    text, _ = changepin.outcome_message(changepin.Outcome("pin_locked"))
+    text, _ = outcome_message(Outcome("pin_locked"))
     assert "密码已锁定" in text and "办事处" in text
-    text, _ = changepin.outcome_message(changepin.Outcome("error", error=TokenAbsent()))
+    text, _ = outcome_message(Outcome("error", error=TokenAbsent()))
     assert "拔出" in text and "密码未修改" in text
 
 
 def test_pin_state_hook_is_off_unless_switched_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CERTHELPER_TEST_PIN_STATE", "locked")
     monkeypatch.delenv("CERTHELPER_TEST_HOOKS", raising=False)
-    assert changepin.forced_pin_state() is None
-    assert changepin.with_test_state(token()).pin_state is PinState.OK
+    assert forced_pin_state() is None
+    assert with_test_state(token()).pin_state is PinState.OK
     monkeypatch.setenv("CERTHELPER_TEST_HOOKS", "1")
-    assert changepin.with_test_state(token()).pin_state is PinState.LOCKED
+    assert with_test_state(token()).pin_state is PinState.LOCKED
     monkeypatch.setenv("CERTHELPER_TEST_PIN_STATE", "nonsense")
-    assert changepin.forced_pin_state() is None
+    assert forced_pin_state() is None
 
 
 # --- change PIN: one C_SetPIN per click, off the Tk thread --------------------------
@@ -146,17 +161,17 @@ class SlowWrongDriver:
 def one_set_pin_per_click() -> None:
     """Runs in a child process (its own Tk and X connection; see the test below)."""
     driver = SlowWrongDriver(token())
-    window = changepin.ChangePinWindow(TokenService([]), [(driver, driver.info)])  # type: ignore[list-item]
+    window = ChangePinWindow(TokenService([]), [(driver, driver.info)])  # type: ignore[list-item]
     try:
         for entry, value in zip(window.entries, ("000000", "582937", "582937"), strict=True):
             entry.insert(0, value)
         window._update()
-        assert window.check.ok
+        assert window.model.check.ok
         window.submit()
         window.submit()  # a second click or Enter while the key works
-        assert window.busy
+        assert window.model.busy
         end = time.monotonic() + 5
-        while window.busy and time.monotonic() < end:
+        while window.model.busy and time.monotonic() < end:
             window.root.update()
             time.sleep(0.01)
         window.submit()  # after the failure the fields are empty: refused
@@ -164,7 +179,7 @@ def one_set_pin_per_click() -> None:
         assert all(not e.get() for e in window.entries)
         assert "当前密码错误" in window.outcome.cget("text")
         assert "最后一次机会" in window.outcome.cget("text")
-        assert window.state_label.cget("text") == changepin.PIN_STATE_TEXT[PinState.FINAL_TRY]
+        assert window.state_label.cget("text") == PIN_STATE_TEXT[PinState.FINAL_TRY]
     finally:
         window.root.destroy()
     print("ok")
@@ -194,7 +209,7 @@ def views(driver: Pkcs11Driver, fixtures: Fixtures) -> list[Any]:
 
 def test_rows_cover_every_object(views: list[Any], fixtures: Fixtures) -> None:
     now = datetime.now(UTC)
-    rows = mycerts.build_rows(views, now)
+    rows = build_rows(views, now)
     certs = fixtures.manifest["certificates"]
     assert len([r for r in rows if r.entry is not None]) == len(certs)
     kinds = {r.kind for r in rows}
@@ -213,11 +228,11 @@ def test_rows_cover_every_object(views: list[Any], fixtures: Fixtures) -> None:
 
 def test_details_name_every_subject_field(views: list[Any], fixtures: Fixtures) -> None:
     now = datetime.now(UTC)
-    rows = {r.iid: r for r in mycerts.build_rows(views, now)}
+    rows = {r.iid: r for r in build_rows(views, now)}
     sm2 = next(
         r for r in rows.values() if r.entry and r.entry.obj.label == fixtures.cert("sm2")["label"]
     )
-    lines = mycerts.detail_lines(sm2, now)
+    lines = detail_lines(sm2, now)
     keys = [k for k, _, _ in lines]
     model = sm2.entry.model  # type: ignore[union-attr]
     assert len([k for k in keys if k.startswith("使用者")]) == len(model.subject)
@@ -227,7 +242,7 @@ def test_details_name_every_subject_field(views: list[Any], fixtures: Fixtures) 
     assert "签名 (Signing)" in values  # the SM2 note
     assert values["密码状态 (PIN)"] == "密码正常 (PIN ok)"
     unreadable = next(r for r in rows.values() if r.kind == "unreadable")
-    assert any(k == "错误 (Error)" for k, _, _ in mycerts.detail_lines(unreadable, now))
+    assert any(k == "错误 (Error)" for k, _, _ in detail_lines(unreadable, now))
 
 
 def test_an_archived_certificate_is_shown_as_archived(views: list[Any], fixtures) -> None:
@@ -239,55 +254,53 @@ def test_an_archived_certificate_is_shown_as_archived(views: list[Any], fixtures
     obj = dataclasses.replace(entry.obj, label="archived-20261126:" + entry.obj.label)
     archived = dataclasses.replace(entry, obj=obj)
     changed = dataclasses.replace(view, certificates=[archived])
-    (row,) = [r for r in mycerts.build_rows([changed], now) if r.entry is archived]
-    assert row.values[4] == mycerts.ARCHIVED_WORDS and row.tag == "muted"
-    state = dict((k, v) for k, v, _ in mycerts.detail_lines(row, now))["状态 (State)"]
-    assert state.startswith(mycerts.ARCHIVED_WORDS)
+    (row,) = [r for r in build_rows([changed], now) if r.entry is archived]
+    assert row.values[4] == ARCHIVED_WORDS and row.tag == "muted"
+    state = dict((k, v) for k, v, _ in detail_lines(row, now))["状态 (State)"]
+    assert state.startswith(ARCHIVED_WORDS)
 
 
 def test_signature_changes_only_with_what_is_shown(views: list[Any]) -> None:
     now = datetime.now(UTC)
     modules: list[ModuleStatus] = []
-    sig = mycerts.signature(views, modules, now)
-    assert mycerts.signature(list(views), modules, now + timedelta(seconds=1)) == sig
-    assert mycerts.signature(views[1:], modules, now) != sig
+    sig = signature(views, modules, now)
+    assert signature(list(views), modules, now + timedelta(seconds=1)) == sig
+    assert signature(views[1:], modules, now) != sig
     locked = dataclasses.replace(views[0].token, pin_state=PinState.LOCKED)
     changed = [dataclasses.replace(views[0], token=locked), *views[1:]]
-    assert mycerts.signature(changed, modules, now) != sig
+    assert signature(changed, modules, now) != sig
     fewer = [dataclasses.replace(views[0], certificates=views[0].certificates[1:]), *views[1:]]
-    assert mycerts.signature(fewer, modules, now) != sig
+    assert signature(fewer, modules, now) != sig
 
 
 def test_poller_reports_failures_and_snapshots(views: list[Any], driver: Pkcs11Driver) -> None:
     service = TokenService([ModuleStatus(driver.module_path, "config", driver=driver)])
-    snap = mycerts.Poller.take(service)
-    assert isinstance(snap, mycerts.Snapshot) and len(snap.views) == len(views)
+    snap = Poller.take(service)
+    assert isinstance(snap, Snapshot) and len(snap.views) == len(views)
 
     class Broken(TokenService):
         def snapshot(self) -> list[Any]:
             raise RuntimeError("boom")
 
-    failed = mycerts.Poller.take(Broken([]))
-    assert isinstance(failed, mycerts.Failure) and not failed.fatal
+    failed = Poller.take(Broken([]))
+    assert isinstance(failed, Failure) and not failed.fatal
 
 
 def test_export_helpers(tmp_path: Any) -> None:
-    assert mycerts.export_format("a.der") == "der" and mycerts.export_format("a.CER") == "der"
-    assert mycerts.export_format("a.pem") == "pem" and mycerts.export_format("a.crt") == "pem"
-    assert mycerts.certificate_file(b"\x30\x00", "der") == b"\x30\x00"
-    assert mycerts.certificate_file(b"\x30\x00", "pem").startswith(b"-----BEGIN CERTIFICATE-----")
-    assert mycerts.safe_filename("沧州/测试:公司?") == "沧州_测试_公司_"
-    assert mycerts.safe_filename("..") == "certificate"
+    assert export_format("a.der") == "der" and export_format("a.CER") == "der"
+    assert export_format("a.pem") == "pem" and export_format("a.crt") == "pem"
+    assert certificate_file(b"\x30\x00", "der") == b"\x30\x00"
+    assert certificate_file(b"\x30\x00", "pem").startswith(b"-----BEGIN CERTIFICATE-----")
+    assert safe_filename("沧州/测试:公司?") == "沧州_测试_公司_"
+    assert safe_filename("..") == "certificate"
 
 
 def test_text_helpers() -> None:
-    assert mycerts.elide("59E23F274FEDEF31185362D0E0A4886D808D84D9") == "59E23F27…84D9"
-    assert mycerts.elide("0B40") == "0B40"
-    assert mycerts.days_text(-3, ExpiryState.EXPIRED).startswith("已过期")
-    assert mycerts.days_text(0, ExpiryState.URGENT).startswith("今天到期")
-    assert mycerts.days_text(12, ExpiryState.WARNING) == "12 天"
-    fitted = mycerts.fit_text(
-        "河北CA测试二级证书 HEBCA Test Issuing CA", 100, lambda s: 10 * len(s)
-    )
+    assert elide("59E23F274FEDEF31185362D0E0A4886D808D84D9") == "59E23F27…84D9"
+    assert elide("0B40") == "0B40"
+    assert days_text(-3, ExpiryState.EXPIRED).startswith("已过期")
+    assert days_text(0, ExpiryState.URGENT).startswith("今天到期")
+    assert days_text(12, ExpiryState.WARNING) == "12 天"
+    fitted = fit_text("河北CA测试二级证书 HEBCA Test Issuing CA", 100, lambda s: 10 * len(s))
     assert fitted.endswith("…") and len(fitted) <= 10
-    assert mycerts.fit_text("短", 100, lambda s: 10 * len(s)) == "短"
+    assert fit_text("短", 100, lambda s: 10 * len(s)) == "短"

@@ -1,107 +1,34 @@
-"""修改密码 — change the PIN of a USB key, in a window of its own.
+"""修改密码's Tk window: draws the model's state (model.py) and forwards typing and
+clicks; the change itself runs in a worker thread so the window stays responsive.
 
-Run as ``python -m helper.ui.changepin [--token LABEL|SERIAL]`` (the tray and
-我的证书 spawn it; it also works alone, without the daemon). The process loads
-the configuration (``$CERTHELPER_CONFIG`` is honoured), builds its own
-:class:`~helper.services.tokens.TokenService` and closes it on exit.
-
-- A key chooser when several keys are inserted and no ``--token`` was given;
-  the key's PIN state (tries low, final try, initial PIN to be changed).
-- A locked PIN shows guidance (unlock at the CA office) and no fields at all:
-  nothing is ever sent to a locked key.
-- 当前密码, 新密码, 确认新密码 (masked). The foundation's policy
-  (:mod:`helper.domain.pin_policy`: the key's length range, not the current
-  PIN, never 123456, printable ASCII) is checked as you type: errors in red
-  under the fields, the weak-PIN warning in amber; 确定 is enabled only when the
-  policy passes and the confirmation matches. Enter submits when allowed,
-  Escape closes.
-- 确定 runs C_SetPIN once, in a worker thread (the window stays responsive),
-  and never retries. A wrong current PIN shows 当前密码错误 with the PIN state
-  read afterwards and clears the fields; success shows 密码修改成功 and closes
-  the window after 1.5 s.
-
-PINs live only in the Entry widgets and, for the call, in
-:class:`~drivers.types.Pin` objects; they are never logged, printed or written
-to the probe file.
-
-Test hooks (environment):
-
-``CERTHELPER_UI_PROBE=<path>``
-    The window appends one JSON line per visible change: ``ready`` (key, PIN
-    state, locked, fields shown, chooser shown), ``check`` (确定 enabled, the
-    policy's error and warning codes, the messages shown), ``refused`` (Enter
-    or 确定 while not allowed), ``busy``, ``result`` (outcome, message text,
-    PIN state, fields cleared) and ``exit`` (the exit code). Never a PIN.
-``CERTHELPER_TEST_HOOKS=1`` with ``CERTHELPER_TEST_PIN_STATE=<state>``
-    A test double for what SoftHSM cannot do: every key the window reads
-    reports that PIN state (``locked``, ``final_try``, ``count_low``,
-    ``to_be_changed``). Ignored unless ``CERTHELPER_TEST_HOOKS=1``.
-
-Exit codes: 0 the PIN was changed; 1 closed without a change; 2 configuration
-error; 3 no display / no Tk.
+Test hooks: see helper/ui/changepin/__init__.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
-import dataclasses
 import json
-import logging
 import os
 import queue
 import signal
-import sys
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
-from drivers.errors import (
-    CertHelperError,
-    PinIncorrect,
-    PinInvalid,
-    PinLenRange,
-    PinLocked,
-    TokenAbsent,
-)
 from drivers.protocol import TokenDriver
 from drivers.types import Pin, PinState, TokenInfo
-from helper.config import Config, load_config, log_dir
-from helper.domain.pin_policy import (
-    DEFAULT_MAX_LEN,
-    DEFAULT_MIN_LEN,
-    INITIAL_PIN,
-    PolicyIssue,
-    check_new_pin,
-)
 from helper.domain.presentation import PIN_STATE_TEXT
-from helper.logs import setup_logging
-from helper.services import operations
 from helper.services.tokens import TokenService
 from helper.ui import style as S
-
-log = logging.getLogger(__name__)
+from helper.ui.changepin.model import After, ChangePinModel, Form
+from helper.ui.changepin.outcome import CA_OFFICE, LOCKED_TEXT, Outcome, change_pin, outcome_message
+from helper.ui.changepin.policy import MISMATCH, new_pin_hint
 
 ENV_PROBE = "CERTHELPER_UI_PROBE"
-ENV_TEST_HOOKS = "CERTHELPER_TEST_HOOKS"
-ENV_TEST_PIN_STATE = "CERTHELPER_TEST_PIN_STATE"
 #: how long the success message stays before the window closes (ms)
 SUCCESS_CLOSE_MS = 1500
 WIDTH = 600
 
-EXIT_CHANGED = 0
-EXIT_CLOSED = 1
-EXIT_CONFIG = 2
-EXIT_NO_DISPLAY = 3
-
-CA_OFFICE = "河北CA沧州办事处：运河区解放西路颐和国际 B 座 602 室，电话 13315703324"
-LOCKED_TEXT = (
-    "该 USB Key 的密码已锁定，无法修改。\n"
-    "请携带 USB Key 和本人有效证件到 CA 办事处解锁。\n"
-    "(The PIN is locked and cannot be changed here. "
-    "Take the key and your ID to the CA office to unlock it.)"
-)
 STATE_STYLE = {
     PinState.OK: "Value.TLabel",
     PinState.TO_BE_CHANGED: "StateInfo.TLabel",
@@ -109,136 +36,6 @@ STATE_STYLE = {
     PinState.FINAL_TRY: "StateDanger.TLabel",
     PinState.LOCKED: "StateDanger.TLabel",
 }
-MISMATCH = "两次输入的新密码不一致 (The two new PINs differ)"
-
-
-# --- pure helpers ---------------------------------------------------------------
-
-
-def forced_pin_state() -> PinState | None:
-    """The PIN state the test double imposes, if the hooks are on."""
-    if os.environ.get(ENV_TEST_HOOKS) != "1":
-        return None
-    value = os.environ.get(ENV_TEST_PIN_STATE, "").strip().lower()
-    try:
-        return PinState(value) if value else None
-    except ValueError:
-        return None
-
-
-def with_test_state(info: TokenInfo) -> TokenInfo:
-    forced = forced_pin_state()
-    return dataclasses.replace(info, pin_state=forced) if forced else info
-
-
-def new_pin_range(token: TokenInfo) -> tuple[int, int]:
-    """The new PIN's length range as the policy applies it (6..16 without a range)."""
-    lo = token.pin_min_len if token.pin_min_len and token.pin_min_len >= 1 else DEFAULT_MIN_LEN
-    hi = token.pin_max_len if token.pin_max_len and token.pin_max_len >= 1 else DEFAULT_MAX_LEN
-    if hi < lo:
-        return DEFAULT_MIN_LEN, DEFAULT_MAX_LEN
-    return lo, hi
-
-
-def old_pin_ok(length: int, token: TokenInfo) -> bool:
-    """A current PIN the key could accept at all (no try is spent on one it cannot)."""
-    lo = token.pin_min_len if token.pin_min_len and token.pin_min_len >= 1 else 1
-    hi = token.pin_max_len if token.pin_max_len and token.pin_max_len >= lo else None
-    return length >= lo and (hi is None or length <= hi)
-
-
-def new_pin_hint(token: TokenInfo) -> str:
-    lo, hi = new_pin_range(token)
-    size = f"{lo}–{hi} 位" if hi <= 32 else f"至少 {lo} 位"
-    size_en = f"{lo}–{hi} characters" if hi <= 32 else f"at least {lo} characters"
-    return (
-        f"{size}，不能是 {INITIAL_PIN}，不能与当前密码相同\n"
-        f"({size_en}; not {INITIAL_PIN}; not the current PIN)"
-    )
-
-
-@dataclass
-class Check:
-    """The policy's verdict on what is typed now (codes and messages, never the PINs)."""
-
-    ok: bool
-    errors: list[PolicyIssue] = field(default_factory=list)
-    warnings: list[PolicyIssue] = field(default_factory=list)
-    mismatch: bool = False
-
-    def codes(self) -> tuple[bool, tuple[str, ...], tuple[str, ...], bool]:
-        return (
-            self.ok,
-            tuple(i.code for i in self.errors),
-            tuple(i.code for i in self.warnings),
-            self.mismatch,
-        )
-
-
-def evaluate(old: Pin, new: Pin, confirm: Pin, token: TokenInfo) -> Check:
-    check = Check(ok=False)
-    if len(new):
-        lo, hi = new_pin_range(token)
-        result = check_new_pin(new, old=old if len(old) else None, min_len=lo, max_len=hi)
-        check.errors, check.warnings = result.errors, result.warnings
-    if len(confirm) and not new.equals(confirm):
-        # still typing the confirmation: only a wrong start or a longer one is a mismatch
-        typing = len(confirm) < len(new) and Pin(new.reveal()[: len(confirm)]).equals(confirm)
-        check.mismatch = not typing
-    check.ok = (
-        old_pin_ok(len(old), token)
-        and len(new) > 0
-        and not check.errors
-        and len(confirm) > 0
-        and new.equals(confirm)
-    )
-    return check
-
-
-@dataclass
-class Outcome:
-    kind: str  # ok | pin_incorrect | pin_locked | error
-    pin_state: PinState | None = None
-    error: CertHelperError | None = None
-    detail: str = ""
-
-
-def outcome_message(outcome: Outcome) -> tuple[str, str]:
-    """(text, style) for an outcome."""
-    if outcome.kind == "ok":
-        return "✔ 密码修改成功 (PIN changed)。请牢记新密码 (remember the new PIN).", "Ok.TLabel"
-    if outcome.kind == "pin_incorrect":
-        text = "当前密码错误，请重新输入。(The current PIN is incorrect.)"
-        if outcome.pin_state is PinState.FINAL_TRY:
-            return (
-                text + "\n仅剩最后一次机会，再输错将锁定 USB Key！"
-                "\n(Last try: another wrong PIN locks the key.)",
-                "FinalTry.TLabel",
-            )
-        if outcome.pin_state is PinState.COUNT_LOW:
-            return (
-                text + "\n密码已输错多次，剩余次数不多，请仔细核对。"
-                "\n(Several wrong PINs: a few more will lock the key.)",
-                "Danger.TLabel",
-            )
-        return text, "Danger.TLabel"
-    if outcome.kind == "pin_locked":
-        return "密码已锁定 (The PIN is locked)。" + CA_OFFICE, "Danger.TLabel"
-    err = outcome.error
-    if isinstance(err, PinLenRange):
-        text = "新密码长度不符合该 USB Key 的要求 (the key refused the new PIN's length)。"
-    elif isinstance(err, PinInvalid):
-        text = "该 USB Key 不接受新密码中的字符 (the key refused the new PIN's characters)。"
-    elif isinstance(err, TokenAbsent):
-        text = "未检测到 USB Key，可能已被拔出 (the USB key was removed)。"
-    elif err is not None:
-        text = f"修改失败 (failed): {err.message()}"
-    else:
-        text = f"修改失败 (failed): 内部错误 (internal error) {outcome.detail}"
-    return text + "\n密码未修改 (the PIN was not changed).", "Danger.TLabel"
-
-
-# --- the window -------------------------------------------------------------------
 
 
 class ChangePinWindow:
@@ -254,15 +51,9 @@ class ChangePinWindow:
 
         self.tk, self.ttk = tk, ttk
         self.service = service
-        self.tokens = tokens
+        self.model = ChangePinModel(tokens)
         self.query = query
-        self.exit_code = EXIT_CLOSED
-        self.busy = False
-        self.done = False
-        self.driver: TokenDriver | None = None
-        self.info: TokenInfo | None = None
         self.entries: list[Any] = []
-        self.check = Check(ok=False)
         self._last_codes: Any = None
         self._results: queue.Queue[Outcome] = queue.Queue()
         self._focus_first: Any = None
@@ -374,21 +165,19 @@ class ChangePinWindow:
         self._probe(event="ready", token_serial=None, locked=False, fields=False, tokens=0)
 
     def _choose(self) -> None:
-        index = self.chooser.current() if self.chooser is not None else 0
-        driver, token = self.tokens[index]
-        try:
-            info = with_test_state(driver.token_info(token.serial))
-        except CertHelperError as exc:
-            self.driver, self.info = driver, None
+        choice = self.model.choose(self.chooser.current() if self.chooser is not None else 0)
+        if choice.form is Form.UNREADABLE:
+            assert choice.error is not None
             form = self._form_frame()
-            self._note(form, 0, f"无法读取 USB Key (cannot read the key): {exc.message()}",
+            self._note(form, 0, f"无法读取 USB Key (cannot read the key): {choice.error.message()}",
                        "Danger.TLabel")  # fmt: skip
             self._focus(self._button("关闭 (Close)", self.close, primary=True))
             return
-        self.driver, self.info = driver, info
+        info = choice.info
+        assert info is not None
         if self.key_label is not None:
             self.key_label.configure(text=f"{info.label}    序列号 (serial) {info.serial}")
-        if info.pin_state is PinState.LOCKED:
+        if choice.form is Form.LOCKED:
             self._locked_form(info)
         else:
             self._pin_form(info)
@@ -400,7 +189,7 @@ class ChangePinWindow:
             locked=info.pin_state is PinState.LOCKED,
             fields=bool(self.entries),
             chooser=self.chooser is not None,
-            tokens=len(self.tokens),
+            tokens=len(self.model.tokens),
         )
 
     def _state_row(self, form: Any, row: int, info: TokenInfo) -> None:
@@ -522,9 +311,10 @@ class ChangePinWindow:
         return old, new, confirm
 
     def _update(self) -> None:
-        if not self.entries or self.info is None or self.busy or self.done:
+        info = self.model.info
+        check = self.model.typed(*self._pins()) if self.entries else None
+        if check is None or info is None:
             return
-        self.check = check = evaluate(*self._pins(), self.info)
         new_msg = self.messages["new"]
         if check.errors:
             text = "\n".join(i.message for i in check.errors)
@@ -533,7 +323,7 @@ class ChangePinWindow:
             text = "\n".join(f"⚠ {i.message}" for i in check.warnings)
             new_msg.configure(text=text, style="Weak.TLabel")
         else:
-            new_msg.configure(text=new_pin_hint(self.info), style="Muted.TLabel")
+            new_msg.configure(text=new_pin_hint(info), style="Muted.TLabel")
         self.messages["confirm"].configure(
             text=MISMATCH if check.mismatch else "", style="Error.TLabel"
         )
@@ -554,21 +344,17 @@ class ChangePinWindow:
     # --- the change -------------------------------------------------------------
 
     def submit(self) -> None:
-        if self.busy or self.done or not self.entries:
-            return
-        self._update()
-        if not self.check.ok or self.info is None or self.driver is None:
-            self.root.bell()
-            self._probe(event="refused", errors=[i.code for i in self.check.errors])
+        model = self.model
+        if model.busy or model.done or not self.entries:
             return
         old, new, confirm = self._pins()
-        try:
-            operations.check_change(self.info, old, new, confirm)  # the token untouched
-        except CertHelperError:
+        allowed = model.may_submit(old, new, confirm)  # the token untouched
+        self._update()
+        if not allowed or model.driver is None or model.info is None:
             self.root.bell()
-            self._probe(event="refused", errors=[i.code for i in self.check.errors])
+            self._probe(event="refused", errors=[i.code for i in model.check.errors])
             return
-        self.busy = True
+        model.busy = True
         for e in self.entries:
             e.state(["disabled"])
         for b in self.buttons.winfo_children():
@@ -578,35 +364,19 @@ class ChangePinWindow:
         self._show_outcome("正在修改密码，请勿拔出 USB Key… (Changing the PIN…)", "Info.TLabel")
         self._probe(event="busy")
         worker = threading.Thread(
-            target=self._work, args=(self.driver, self.info, old, new), name="set-pin", daemon=True
+            target=self._work,
+            args=(model.driver, model.info, old, new),
+            name="set-pin",
+            daemon=True,
         )
         del old, new, confirm
         worker.start()
         self.root.after(50, self._wait)
 
     def _work(self, driver: TokenDriver, info: TokenInfo, old: Pin, new: Pin) -> None:
-        """C_SetPIN, once. Runs in the worker thread; the result goes to the queue."""
-        try:
-            operations.apply_change(driver, info, old, new)
-            outcome = Outcome("ok")
-        except PinIncorrect:
-            outcome = Outcome("pin_incorrect", pin_state=self._state_now(driver, info))
-        except PinLocked:
-            outcome = Outcome("pin_locked", pin_state=PinState.LOCKED)
-        except CertHelperError as exc:
-            outcome = Outcome("error", error=exc, pin_state=self._state_now(driver, info))
-        except Exception as exc:  # a driver bug must not leave the window hanging
-            log.error("PIN change failed: %s", type(exc).__name__)
-            outcome = Outcome("error", detail=type(exc).__name__)
+        """Runs in the worker thread; the outcome goes to the queue."""
+        self._results.put(change_pin(driver, info, old, new))
         del old, new
-        self._results.put(outcome)
-
-    @staticmethod
-    def _state_now(driver: TokenDriver, info: TokenInfo) -> PinState | None:
-        try:
-            return with_test_state(driver.token_info(info.serial)).pin_state
-        except CertHelperError:
-            return None
 
     def _wait(self) -> None:
         try:
@@ -617,26 +387,23 @@ class ChangePinWindow:
         self._finished(outcome)
 
     def _finished(self, outcome: Outcome) -> None:
-        self.busy = False
         text, style = outcome_message(outcome)
-        if outcome.kind == "ok":
-            self.done = True
-            self.exit_code = EXIT_CHANGED
+        after = self.model.finished(outcome)
+        info = self.model.info
+        assert info is not None
+        if after is After.CLOSE:
             for e in self.entries:  # a disabled entry ignores delete
                 e.state(["!disabled"])
                 e.delete(0, "end")
                 e.state(["disabled"])
-            assert self.info is not None
-            self.messages["new"].configure(text=new_pin_hint(self.info), style="Muted.TLabel")
+            self.messages["new"].configure(text=new_pin_hint(info), style="Muted.TLabel")
             self.messages["confirm"].configure(text="")
             self._show_outcome(text, style)
             self._probe_result(outcome, text)
             self.root.after(SUCCESS_CLOSE_MS, self._quit)
             return
-        if outcome.pin_state is PinState.LOCKED or outcome.kind == "pin_locked":
-            assert self.info is not None
-            self.info = dataclasses.replace(self.info, pin_state=PinState.LOCKED)
-            self._locked_form(self.info)
+        if after is After.LOCKED:
+            self._locked_form(info)
             self._probe_result(outcome, text)
             return
         for e in self.entries:
@@ -646,11 +413,9 @@ class ChangePinWindow:
             b.state(["!disabled"])
         if self.chooser is not None:
             self.chooser.state(["!disabled", "readonly"])
-        if outcome.pin_state is not None and self.info is not None:
-            self.info = dataclasses.replace(self.info, pin_state=outcome.pin_state)
-            self.state_label.configure(
-                text=PIN_STATE_TEXT[outcome.pin_state], style=STATE_STYLE[outcome.pin_state]
-            )
+        self.state_label.configure(
+            text=PIN_STATE_TEXT[info.pin_state], style=STATE_STYLE[info.pin_state]
+        )
         self._update()
         self._show_outcome(text, style)
         self.entries[0].focus_force()
@@ -668,7 +433,7 @@ class ChangePinWindow:
             pin_state=outcome.pin_state.value if outcome.pin_state else None,
             error=outcome.error.code if outcome.error else None,
             fields_empty=all(not e.get() for e in self.entries if e.winfo_exists()),
-            locked=bool(self.info and self.info.pin_state is PinState.LOCKED),
+            locked=bool(self.model.info and self.model.info.pin_state is PinState.LOCKED),
         )
 
     # --- life -------------------------------------------------------------------
@@ -682,7 +447,7 @@ class ChangePinWindow:
             self.root.after_idle(self._focus_first.focus_force)
 
     def close(self) -> None:
-        if self.busy:  # the key is being written: wait for the outcome
+        if self.model.busy:  # the key is being written: wait for the outcome
             self.root.bell()
             return
         self._quit()
@@ -692,7 +457,7 @@ class ChangePinWindow:
             self.root.destroy()
 
     def _watch_signals(self) -> None:
-        if self._closing and not self.busy:
+        if self._closing and not self.model.busy:
             self._quit()
             return
         self.root.after(200, self._watch_signals)
@@ -710,8 +475,8 @@ class ChangePinWindow:
             signal.signal(signal.SIGTERM, lambda *_a: setattr(self, "_closing", True))
         root.after(200, self._watch_signals)
         root.mainloop()
-        self._probe(event="exit", code=self.exit_code)
-        return self.exit_code
+        self._probe(event="exit", code=self.model.exit_code)
+        return self.model.exit_code
 
     # --- the probe (tests) ------------------------------------------------------
 
@@ -720,46 +485,3 @@ class ChangePinWindow:
             return
         with open(self.probe_path, "a", encoding="utf-8") as f:
             f.write(json.dumps(fields, ensure_ascii=False) + "\n")
-
-
-# --- entry point ------------------------------------------------------------------
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m helper.ui.changepin", description="证书助手 — 修改密码 (Change PIN)"
-    )
-    p.add_argument("--token", metavar="LABEL|SERIAL", help="the key whose PIN to change")
-    return p
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    try:
-        config: Config = load_config()
-    except CertHelperError as exc:
-        print(f"错误 (error) [{exc.code}]: {exc.message()}", file=sys.stderr)
-        return EXIT_CONFIG
-    setup_logging(config.log_level, log_dir=log_dir() if config.log_to_file else None)
-    try:
-        import tkinter as tk
-    except ImportError:
-        print("错误 (error): 缺少 tkinter (tkinter is not installed)", file=sys.stderr)
-        return EXIT_NO_DISPLAY
-    service = TokenService.from_config(config)
-    try:
-        tokens = sorted(service.tokens(), key=lambda dt: (dt[1].label, dt[1].serial))
-        if args.token:
-            tokens = [(d, t) for d, t in tokens if args.token in (t.serial, t.label)]
-        try:
-            window = ChangePinWindow(service, tokens, query=args.token)
-        except tk.TclError as exc:
-            print(f"错误 (error): 无法打开窗口 (cannot open a window): {exc}", file=sys.stderr)
-            return EXIT_NO_DISPLAY
-        return window.run()
-    finally:
-        service.close()
-
-
-if __name__ == "__main__":
-    sys.exit(main())
