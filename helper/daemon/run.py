@@ -359,7 +359,7 @@ class Daemon:
         due = self._alerts.due(self._entries)
         if not due:
             return
-        from helper.ui.notice import expiry_request  # (Tk-free, but keep the daemon lean)
+        from helper.ui.notice.content import expiry_request  # (Tk-free, but keep the daemon lean)
 
         self.open_window("notice", expiry_request(due, self.config.renewal_url))
         title, message = notification_text(due)

@@ -8,7 +8,7 @@ wait on the thread that watches stdin.
 import os
 import sys
 
-from helper.ui.dialogs import main
+from helper.ui.dialogs.protocol import main
 
 code = main()
 sys.stdout.flush()

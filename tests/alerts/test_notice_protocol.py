@@ -17,16 +17,16 @@ from pathlib import Path
 import pytest
 
 from helper.services.alerts import Alert
-from helper.ui.notice import (
+from helper.ui.notice.client import show_notice
+from helper.ui.notice.content import (
     doctor_summary,
     expiry_request,
-    main,
     parse_alerts,
     parse_findings,
-    show_notice,
     split_bilingual,
-    wrap_text,
 )
+from helper.ui.notice.protocol import main
+from helper.ui.notice.wrap import wrap_text
 from tests.alerts.helpers import COMPANY, T0
 from tests.ui.helpers import children_of
 
@@ -119,7 +119,7 @@ def test_parse_alerts_needs_only_title_and_message() -> None:
     ],
 )
 def test_bad_alerts(data: dict) -> None:  # type: ignore[type-arg]
-    from helper.ui.dialogs import BadRequest
+    from helper.ui.dialogs.protocol import BadRequest
 
     with pytest.raises(BadRequest):
         parse_alerts(data)

@@ -12,8 +12,10 @@ from typing import Any
 import pytest
 
 from helper.services.alerts import Alert
-from helper.ui.dialogs import DANGER_BG, MIN_WIDTH, WARN_BG
-from helper.ui.notice import ORANGE, ORANGE_BG, expiry_request, show_notice
+from helper.ui.dialogs.texts import MIN_WIDTH
+from helper.ui.notice.client import show_notice
+from helper.ui.notice.content import ORANGE_BG, expiry_request
+from helper.ui.style import DANGER_BG, ORANGE, WARN_BG
 from tests.ui.conftest import Desktop
 from tests.ui.helpers import close_like_a_window_manager, dialog_children
 

@@ -97,7 +97,7 @@ def test_sign_digest_only_allow_once(desk: Desktop) -> None:
 
 
 def test_long_text_is_clipped(desk: Desktop) -> None:
-    from helper.ui.dialogs import MAX_TEXT_CHARS, clip_text
+    from helper.ui.dialogs.texts import MAX_TEXT_CHARS, clip_text
 
     assert clip_text("短") == "短"
     clipped = clip_text("签" * (MAX_TEXT_CHARS + 10))
@@ -156,7 +156,7 @@ def test_renewal_confirmation_shows_its_details(desk: Desktop) -> None:
 
 
 def test_parse_consent_details() -> None:
-    from helper.ui.dialogs import BadRequest, parse_consent
+    from helper.ui.dialogs.protocol import BadRequest, parse_consent
 
     base = {"origin": "https://www.hebca.com", "insecure_origin": False, "operation": "x"}
     parsed = parse_consent({**base, "details": [["a", "b"], ["c", "d"]]})
