@@ -69,8 +69,13 @@ demo: demo-token
 	$(VENV)/bin/certhelper --demo list
 	$(VENV)/bin/certhelper --demo demo
 
+# ruff (style), mypy (types: None misuse is an error), import-linter (the layers of
+# docs/architecture.md); any finding fails the build
 lint: venv-test
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 test: venv-test lint
 	$(PY) -m pytest -q

@@ -165,8 +165,8 @@ def _check_hebca(hebca: object, path: Path) -> None:
         if not isinstance(opts, dict):
             raise ConfigInvalid(detail=f'{path}: [hebca.origins."{origin}"] must be a table')
         for key, value in opts.items():
-            typ = _HEBCA_ORIGIN_KEYS.get(key)
-            if typ is None or not isinstance(value, typ):
+            wanted = _HEBCA_ORIGIN_KEYS.get(key)
+            if wanted is None or not isinstance(value, wanted):
                 raise ConfigInvalid(detail=f"{path}: hebca.origins.{origin}.{key} is invalid")
         if opts.get("text_encoding", "utf-8").lower() not in ("utf-8", "gbk"):
             raise ConfigInvalid(detail=f"{path}: text_encoding must be utf-8 or gbk")

@@ -54,8 +54,7 @@ def _uninstall_policy(manifest: manifest_mod.Manifest, *, dry_run: bool) -> Step
 def _identity(ctx: InstallContext, report: Report, *, dry_run: bool) -> Path | None:
     ca = ctx.ca_file
     if dry_run or ctx.ensure_ca is None:
-        status = "exists" if ca.exists() else "done"
-        report.add(Step(TLS_NAME, status, str(ca)))
+        report.add(Step(TLS_NAME, "exists" if ca.exists() else "done", str(ca)))
         return ca if ca.exists() else None
     ca_pem, created = ctx.ensure_ca()
     report.add(Step(TLS_NAME, "done" if created else "exists", str(ca_pem)))

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import serialization
 
 from installer import paths
 from installer.manifest import Manifest, make_dirs
-from installer.report import Step
+from installer.report import Status, Step
 
 NICK_PREFIX = "certhelper local CA"
 TRUST = "C,,"
@@ -91,7 +91,9 @@ def _create_nssdb(manifest: Manifest) -> Path:
     return db
 
 
-def _trust_one(db: Path, ca: x509.Certificate, ca_pem: Path, manifest: Manifest, dry: bool) -> str:
+def _trust_one(
+    db: Path, ca: x509.Certificate, ca_pem: Path, manifest: Manifest, dry: bool
+) -> Status:
     ours = nickname(ca)
     nicks = list_nicknames(db)
     stale = [n for n in nicks if n.startswith(NICK_PREFIX) and n != ours]

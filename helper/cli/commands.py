@@ -10,6 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from drivers.errors import BadInput, CertHelperError, PinLocked
+from drivers.protocol import TokenDriver
 from drivers.types import PinState
 from helper.cli import render
 from helper.cli.prompts import PinReader
@@ -110,7 +111,7 @@ def _confirm(question: str) -> bool:
         return False
 
 
-def _report_state_after_failure(driver, serial: str) -> None:  # type: ignore[no-untyped-def]
+def _report_state_after_failure(driver: TokenDriver, serial: str) -> None:
     try:
         state = driver.token_info(serial).pin_state
     except CertHelperError:

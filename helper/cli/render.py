@@ -36,9 +36,9 @@ def _key_desc(c: CertEntry) -> str:
 
 
 def print_list(modules: list[ModuleStatus], views: list[TokenView], now: datetime) -> None:
-    for m in modules:
-        if m.error is not None:
-            print(f"⚠ 模块加载失败 (module failed) {m.path}: {m.error.message()}")
+    for module in modules:
+        if module.error is not None:
+            print(f"⚠ 模块加载失败 (module failed) {module.path}: {module.error.message()}")
     if not views:
         print("未检测到 USB Key (no USB key found)")
         return

@@ -447,6 +447,7 @@ class Daemon:
     async def _show_doctor(self) -> None:
         from helper.doctor import run_doctor
 
+        assert self.tokens is not None  # the loop runs only after the tokens were loaded
         findings = await asyncio.to_thread(run_doctor, self.config, self.tokens)
         self.open_window("notice", {"kind": "doctor", "findings": [f.to_dict() for f in findings]})
 

@@ -164,7 +164,7 @@ def issue_renewal(
         x509.CertificateBuilder()
         .subject_name(old.subject)
         .issuer_name(issuing.subject)
-        .public_key(public_key)  # type: ignore[arg-type]
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(not_before)
         .not_valid_after(not_after)
@@ -177,7 +177,7 @@ def issue_renewal(
             continue
         builder = builder.add_extension(ext.value, critical=ext.critical)
     builder = builder.add_extension(
-        x509.SubjectKeyIdentifier.from_public_key(public_key),  # type: ignore[arg-type]
+        x509.SubjectKeyIdentifier.from_public_key(public_key),
         critical=False,
     ).add_extension(_aki(issuing), critical=False)
     cert = builder.sign(issuing_key, hashes.SHA256())

@@ -253,11 +253,7 @@ class AlertScheduler:
     def due(self, entries: Iterable[CertEntry]) -> list[Alert]:
         """The alerts to show now, most severe first; records nothing."""
         now = self.clock()
-        usable = [
-            e
-            for e in entries
-            if e.model is not None and e.private_key is not None and not e.archived
-        ]
+        usable = [e for e in entries if e.in_use]
         out: list[Alert] = []
         done: set[str] = set()
         for e in usable:
@@ -271,7 +267,7 @@ class AlertScheduler:
                 continue
             with self._lock:
                 announced = self._announced(m.sha256)
-            if announced and max(_RANK[t] for t in announced) >= _RANK[threshold]:
+            if announced and max(_RANK[t] for t in announced if t in _RANK) >= _RANK[threshold]:
                 continue
             out.append(
                 Alert(

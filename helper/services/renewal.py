@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 
 MAX_CHAIN = 8
 PENDING_TTL = 24 * 3600.0  # a request's record is kept this long for its install
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 @register
@@ -212,7 +213,9 @@ class RenewalService:
     async def _candidates(self) -> list[CertEntry]:
         return await self.gate.certificates.in_use()
 
-    async def _confirm(self, origin: str, operation: str, entry: CertEntry, details) -> None:  # type: ignore[no-untyped-def]
+    async def _confirm(
+        self, origin: str, operation: str, entry: CertEntry, details: Iterable[tuple[str, str]]
+    ) -> None:
         assert entry.model is not None
         request = ConsentRequest(
             origin=origin,
@@ -392,9 +395,9 @@ class RenewalService:
             raise CertificateExists()
         target = await self._find_key(model.spki_der, entries)
         old = self._renewed(model, target, entries)
-        if old.model.hebca_unique_id != model.hebca_unique_id:  # type: ignore[union-attr]
+        assert old.model is not None  # _renewed picks readable certificates only
+        if old.model.hebca_unique_id != model.hebca_unique_id:
             raise RenewalSubjectMismatch(detail="the HEBCA unique ID differs")
-        assert old.model is not None
         if model.not_after <= old.model.not_after:
             raise RenewalNotNewer(detail=f"{iso(model.not_after)} <= {iso(old.model.not_after)}")
         now = self.gate.tokens.clock()
@@ -501,4 +504,4 @@ class RenewalService:
                     return e
         on_key = [e for e in same if e.private_key and e.private_key.key_id == target.key_id]
         pool = on_key or same
-        return max(pool, key=lambda e: e.model.not_after)  # type: ignore[union-attr]
+        return max(pool, key=lambda e: e.model.not_after if e.model else _NEVER)

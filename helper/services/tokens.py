@@ -107,7 +107,8 @@ def pair_objects(token: TokenInfo, certs: list[CertObject], keys: list[KeyObject
             if (obj.key_id and k.key_id == obj.key_id) or (
                 not obj.key_id and obj.label and k.label == obj.label
             ):
-                key, _ = k, used.add(i)
+                key = k
+                used.add(i)
                 break
         base = f"{token.serial}:{obj.key_id.hex() or 'noid'}"
         n = seen_ids[base] = seen_ids.get(base, 0) + 1

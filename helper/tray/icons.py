@@ -54,7 +54,7 @@ def _cjk_font(size: int) -> ImageFont.FreeTypeFont | None:
                 font = ImageFont.truetype(path, size, index=index)
             except OSError:
                 break
-            if not path.endswith(".ttc") or "SC" in " ".join(font.getname()):
+            if not path.endswith(".ttc") or "SC" in " ".join(n or "" for n in font.getname()):
                 return font
         try:
             return ImageFont.truetype(path, size)

@@ -52,7 +52,7 @@ def _session_bus(environ: Mapping[str, str]) -> bool:
     if environ.get("DBUS_SESSION_BUS_ADDRESS"):
         return True
     runtime = environ.get("XDG_RUNTIME_DIR")
-    return bool(runtime) and Path(runtime, "bus").exists()
+    return runtime is not None and bool(runtime) and Path(runtime, "bus").exists()
 
 
 def _gi_has(namespace: str, version: str) -> bool:

@@ -112,7 +112,8 @@ class Windows:
                     replies.append(reply)
         code = proc.wait()
         with contextlib.suppress(OSError):
-            proc.stdin.close()  # type: ignore[union-attr]
+            if proc.stdin is not None:
+                proc.stdin.close()
         log.info("window %s (pid %d) exited: %d", window.name, proc.pid, code)
         if self.on_exit is not None:
             try:
@@ -126,7 +127,8 @@ class Windows:
             procs = list(self._open.values())
         for proc in procs:
             with contextlib.suppress(OSError, ValueError):
-                proc.stdin.close()  # type: ignore[union-attr]
+                if proc.stdin is not None:
+                    proc.stdin.close()
 
 
 def _drain_stderr(proc: subprocess.Popen[bytes]) -> None:

@@ -70,7 +70,7 @@ class TkPrompter:
     async def ask_consent(self, request: ConsentRequest) -> ConsentChoice:
         reply = await self._ask("consent", request.origin, dataclasses.asdict(request))
         try:
-            choice = ConsentChoice(reply.get("choice"))
+            choice = ConsentChoice(str(reply.get("choice")))
         except ValueError:
             raise DialogFailed(detail="the consent dialog gave no valid choice") from None
         if choice is ConsentChoice.ALWAYS and not request.allow_always:

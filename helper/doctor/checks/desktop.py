@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import configparser
+from pathlib import Path
 
 from helper.config import Config
 from helper.doctor.checks.base import DoctorEnv, Finding
@@ -13,11 +14,11 @@ URL_HANDLER = "certhelper-url.desktop"
 SCHEMES = ("p11", "certhelper")
 
 
-def _exec_line(path) -> str | None:
+def _exec_line(path: str | Path) -> str | None:
     parser = configparser.RawConfigParser(interpolation=None, strict=False)
     parser.optionxform = str  # type: ignore[assignment,method-assign]
     try:
-        parser.read_string(path.read_text("utf-8", errors="replace"))
+        parser.read_string(Path(path).read_text("utf-8", errors="replace"))
         return parser.get("Desktop Entry", "Exec", fallback=None)
     except (OSError, configparser.Error):
         return None

@@ -20,6 +20,6 @@ def policy_findings(config: Config, env: DoctorEnv) -> list[Finding]:
     if not env.is_linux:
         return []
     return [
-        Finding(level, _CODES[level], message, fix)  # type: ignore[arg-type]
+        Finding(level, _CODES[level], message, fix)
         for level, message, fix in _policy_findings(config.page_origins(), env.policy_root)
     ]

@@ -143,7 +143,8 @@ class ChangePinWindow:
     def _align(self) -> None:
         """The key label above the form and the form's labels share one column width."""
         self.root.update_idletasks()
-        width = max(self.form.grid_bbox(0, 0)[2], self.body.grid_bbox(0, 0)[2])
+        body = self.body.grid_bbox(0, 0) or (0, 0, 0, 0)
+        width = max(self.form.grid_bbox(0, 0)[2], body[2])
         self.form.columnconfigure(0, minsize=width)
         self.body.columnconfigure(0, minsize=width)
 
@@ -256,7 +257,7 @@ class ChangePinWindow:
             for seq in ("<<Copy>>", "<<Cut>>"):
                 entry.bind(seq, lambda _e: "break")
             for seq in ("<Return>", "<KP_Enter>"):
-                entry.bind(seq, lambda _e: (self.submit(), "break")[1])
+                entry.bind(seq, self._enter)
             entry.bind("<KeyPress>", self._key, add="+")
             entry.bind("<<Paste>>", lambda _e: self.root.after_idle(self._update), add="+")
             if key != "old":  # the current PIN gets no message: it is the key's to judge
@@ -275,10 +276,8 @@ class ChangePinWindow:
         self._focus(self.entries[0])
 
     def _note(self, form: Any, row: int, text: str, style: str, *, bold: bool = False) -> Any:
-        label = self.ttk.Label(
-            form, text=text, style=style, font=self.fonts.bold if bold else None,
-            wraplength=WIDTH - 72,
-        )  # fmt: skip
+        font = {"font": self.fonts.bold} if bold else {}
+        label = self.ttk.Label(form, text=text, style=style, wraplength=WIDTH - 72, **font)
         label.grid(row=row, column=0, columnspan=2, sticky="we", pady=(8, 2))
         return label
 
@@ -291,6 +290,10 @@ class ChangePinWindow:
         for key in ("<Return>", "<KP_Enter>"):
             button.bind(key, lambda _e, b=button: (b.invoke(), "break")[1])
         return button
+
+    def _buttons(self) -> list[Any]:
+        """The ttk buttons of the footer (Tk types them as plain widgets)."""
+        return list(self.buttons.winfo_children())
 
     def _focus(self, widget: Any) -> None:
         self._focus_first = widget
@@ -343,6 +346,10 @@ class ChangePinWindow:
 
     # --- the change -------------------------------------------------------------
 
+    def _enter(self, _event: Any) -> str:
+        self.submit()
+        return "break"
+
     def submit(self) -> None:
         model = self.model
         if model.busy or model.done or not self.entries:
@@ -357,7 +364,7 @@ class ChangePinWindow:
         model.busy = True
         for e in self.entries:
             e.state(["disabled"])
-        for b in self.buttons.winfo_children():
+        for b in self._buttons():
             b.state(["disabled"])
         if self.chooser is not None:
             self.chooser.state(["disabled"])
@@ -409,7 +416,7 @@ class ChangePinWindow:
         for e in self.entries:
             e.state(["!disabled"])
             e.delete(0, "end")
-        for b in self.buttons.winfo_children():
+        for b in self._buttons():
             b.state(["!disabled"])
         if self.chooser is not None:
             self.chooser.state(["!disabled", "readonly"])

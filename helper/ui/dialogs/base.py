@@ -48,7 +48,7 @@ class Dialog:
         self._parent_gone = threading.Event()
         self.root = root = tk.Tk(className=WM_CLASS)
         root.withdraw()
-        root.report_callback_exception = self._callback_error  # type: ignore[method-assign]
+        root.report_callback_exception = self._callback_error
         root.title(f"{TITLE} — {self.title_zh} ({self.title_en})")
         root.configure(background=BG)
         root.resizable(self.resizable, self.resizable)
@@ -119,12 +119,13 @@ class Dialog:
 
     def add_note(self, text: str, style: str, *, bold: bool = False) -> Any:
         """A full-width coloured box whose text wraps at the dialog's width."""
+        font = {"font": self.font_bold} if bold else {}
         label = self.ttk.Label(
             self.body,
             text=text,
             style=style,
-            font=self.font_bold if bold else None,
             wraplength=MIN_WIDTH - 72,  # the body's width less its padding and the box's
+            **font,
         )
         return self.add_wide(label, pady=(10, 0))
 

@@ -48,6 +48,7 @@ class PickerDialog(Dialog):
         tree.tag_configure("soon", foreground=WARN)
         rows = []
         for c in choices:
+            tags: tuple[str, ...]
             if c.days_left < 0:
                 days, tags = "已过期 (expired)", ("expired",)
             else:

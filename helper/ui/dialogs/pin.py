@@ -72,7 +72,7 @@ class PinDialog(Dialog):
         self.pin.trace_add("write", lambda *_a: self._update())
         self._update()
         for key in ("<Return>", "<KP_Enter>"):
-            self.entry.bind(key, lambda _e: (self.submit(), "break")[1])
+            self.entry.bind(key, self._enter)
         self.entry.bind("<KeyPress>", self._caps_lock, add="+")
         self.focus_first(self.entry)
 
@@ -86,6 +86,10 @@ class PinDialog(Dialog):
     def _caps_lock(self, event: Any) -> None:
         on = bool(event.state & 0x2)
         self.caps.configure(text="大写锁定已打开 (Caps Lock is on)" if on else "")
+
+    def _enter(self, _event: Any) -> str:
+        self.submit()
+        return "break"
 
     def submit(self) -> None:
         if not self._valid():

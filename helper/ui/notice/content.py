@@ -139,10 +139,10 @@ def parse_alerts(data: Mapping[str, Any]) -> list[dict[str, Any]]:
         }
         # an alert without a subject is told apart by its message
         key = (
-            record["token_label"],
-            record["subject_cn"] or record["message_zh"],
-            record["threshold"],
-            record["date"],
+            str(record["token_label"]),
+            str(record["subject_cn"] or record["message_zh"]),
+            str(record["threshold"]),
+            str(record["date"]),
         )
         if key in seen:
             continue
