@@ -9,7 +9,7 @@ import helper.services.gate
 import helper.services.renewal
 import helper.verify  # noqa: F401
 from drivers.errors import ALL_ERRORS
-from tests.conftest import ROOT
+from tests.support.tokens import ROOT
 
 
 def test_every_error_code_is_documented() -> None:

@@ -20,8 +20,8 @@ from helper.cli.main import main as cli_main
 from helper.services import control
 from helper.services.control import DaemonUnavailable
 from helper.ui.launch import Window
-from tests.daemon.conftest import Harness, make_config
-from tests.tray.helpers import token, view
+from tests.support.daemon import Harness, make_config
+from tests.support.tray import token, view
 
 
 def wait_for(cond: Any, timeout: float = 5) -> None:

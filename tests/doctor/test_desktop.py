@@ -10,7 +10,7 @@ import pytest
 from helper.config import Config
 from helper.doctor.checks import autostart_findings, scheme_findings
 from helper.doctor.checks.base import DoctorEnv
-from tests.doctor.conftest import make_env
+from tests.support.doctor import make_env
 
 
 def codes(findings) -> list[tuple[str, str]]:

@@ -14,8 +14,8 @@ from helper.config import Config
 from helper.doctor.checks import daemon_findings, policy_findings
 from helper.services import control
 from helper.services.tls import ensure_identity, ssl_context
-from tests.doctor.conftest import free_port, make_env
-from tests.doctor.test_tls import _MemoryKeyring
+from tests.support.doctor import free_port, make_env
+from tests.support.keyring import MemoryKeyring
 
 HALL = "http://111.62.46.105:9010"
 
@@ -120,7 +120,7 @@ class _Ping(http.server.BaseHTTPRequestHandler):
 
 def test_daemon_running_with_both_ports(tmp_path: Path) -> None:
     env = make_env(tmp_path)
-    ident = ensure_identity(env.tls_dir, keyring_backend=_MemoryKeyring())
+    ident = ensure_identity(env.tls_dir, keyring_backend=MemoryKeyring())
     httpd = http.server.HTTPServer(("127.0.0.1", 0), _Ping)
     httpd.socket = ssl_context(ident).wrap_socket(httpd.socket, server_side=True)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
@@ -145,7 +145,7 @@ def test_daemon_running_with_both_ports(tmp_path: Path) -> None:
         assert "9.9" in found[0].message
         # a server whose certificate is not from our CA is reported
         other = make_env(tmp_path / "other")
-        ensure_identity(other.tls_dir, keyring_backend=_MemoryKeyring())
+        ensure_identity(other.tls_dir, keyring_backend=MemoryKeyring())
         other.daemon_request = lambda m: reply
         found = codes(daemon_findings(config, other))
         assert ("error", "bridge_port_failed") in found

@@ -9,9 +9,8 @@ from pathlib import Path
 from helper.config import Config
 from helper.doctor import run_doctor
 from helper.services.tokens import TokenService
-from tests.conftest import Cli
-from tests.doctor.conftest import free_port, make_env
-from tests.doctor.test_usb import fake_sysfs
+from tests.support.cli import Cli
+from tests.support.doctor import fake_sysfs, free_port, make_env
 
 
 def test_run_doctor_uses_the_injected_env(tmp_path: Path) -> None:

@@ -14,31 +14,16 @@ from helper.config import Config
 from helper.doctor.checks import nss_findings, tls_findings
 from helper.doctor.checks.base import DoctorEnv
 from helper.services.tls import ensure_identity
-from tests.doctor.conftest import make_env
+from tests.support.doctor import make_env
+from tests.support.keyring import MemoryKeyring
 
 NOW = datetime(2025, 6, 1, tzinfo=UTC)
 certutil = shutil.which("certutil")
 needs_certutil = pytest.mark.skipif(certutil is None, reason="libnss3-tools not installed")
 
 
-class _MemoryKeyring(keyring.backend.KeyringBackend):
-    priority = 1  # type: ignore[assignment]
-
-    def __init__(self) -> None:
-        self.data: dict[tuple[str, str], str] = {}
-
-    def get_password(self, service, username):
-        return self.data.get((service, username))
-
-    def set_password(self, service, username, password):
-        self.data[(service, username)] = password
-
-    def delete_password(self, service, username):
-        self.data.pop((service, username), None)
-
-
 def identity(env: DoctorEnv, backend=None):
-    return ensure_identity(env.tls_dir, now=NOW, keyring_backend=backend or _MemoryKeyring())
+    return ensure_identity(env.tls_dir, now=NOW, keyring_backend=backend or MemoryKeyring())
 
 
 def codes(findings) -> list[tuple[str, str]]:

@@ -9,25 +9,7 @@ from drivers.catalog import load_catalog
 from helper.config import Config
 from helper.doctor.checks import usb_findings
 from helper.services.usb import list_usb_devices
-from tests.doctor.conftest import make_env
-
-
-def add_device(sys_root: Path, name: str, vid: str, pid: str, **names: str) -> None:
-    d = sys_root / "bus" / "usb" / "devices" / name
-    d.mkdir(parents=True)
-    (d / "idVendor").write_text(vid + "\n")
-    (d / "idProduct").write_text(pid + "\n")
-    for key, value in names.items():
-        (d / key).write_text(value + "\n")
-
-
-def fake_sysfs(tmp_path: Path) -> Path:
-    root = tmp_path / "sys"
-    add_device(root, "1-2", "096E", "0807", manufacturer="Feitian", product="ePass2003")
-    add_device(root, "1-3", "046d", "c52b", product="Unifying Receiver")  # a mouse dongle
-    (root / "bus" / "usb" / "devices" / "1-2:1.0").mkdir()  # an interface: skipped
-    (root / "bus" / "usb" / "devices" / "usb1").mkdir()  # no ids: skipped
-    return root
+from tests.support.doctor import fake_sysfs, make_env
 
 
 def test_list_usb_devices(tmp_path: Path) -> None:

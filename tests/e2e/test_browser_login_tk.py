@@ -10,8 +10,8 @@ from typing import Any
 
 from drivers.types import Pin
 from helper.services.prompts import CertChoice, ConsentChoice, ConsentRequest, PinRequest
-from tests.conftest import USER_PIN, Fixtures
-from tests.e2e.test_browser_login import COMPANY, PrompterDouble, Stack, company_cert_id
+from tests.support.browser import COMPANY, PrompterDouble, Stack, company_cert_id
+from tests.support.tokens import USER_PIN, Fixtures
 
 
 class TkPinPrompter(PrompterDouble):

@@ -26,17 +26,16 @@ from helper.daemon.compose import RunningBridge, start_bridge
 from helper.demo.hall import create_hall_app
 from helper.services.tls import ensure_identity, ssl_context
 from helper.services.tokens import ModuleStatus
-from tests.conftest import USER_PIN, Fixtures
-from tests.e2e.test_browser_login import (  # noqa: F401  (_browser_tools: autouse fixture)
+from tests.support.browser import (
     COMPANY,
     LoopThread,
     PrompterDouble,
-    SharedTokens,
     Stack,
-    _browser_tools,
     company_cert_id,
     trust_ca,
 )
+from tests.support.doubles import SharedTokens
+from tests.support.tokens import USER_PIN, Fixtures
 
 ERR_FAILED = -536145887  # 0xE00B1021, docs/hebca-compat.md
 

@@ -32,14 +32,11 @@ from helper.services.prompts import CertChoice, ConsentChoice, ConsentRequest
 from helper.services.tls import ensure_identity, ssl_context
 from helper.services.tokens import ModuleStatus
 from helper.verify import new_challenge, verify_auth_token
-from tests.conftest import USER_PIN, Cli, Fixtures
-from tests.e2e.test_browser_login import (
-    LoopThread,
-    PrompterDouble,
-    SharedTokens,
-    trust_ca,
-)
-from tests.renewal.fixtures import PluggedToken, RenewalPki
+from tests.support.browser import LoopThread, PrompterDouble, trust_ca
+from tests.support.cli import Cli
+from tests.support.doubles import SharedTokens
+from tests.support.renewal import PluggedToken, RenewalPki
+from tests.support.tokens import USER_PIN, Fixtures
 
 COMPANY = "沧州市续期测试有限公司"
 UNIQUE_ID = "HB130900000000099"

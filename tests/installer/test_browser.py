@@ -17,8 +17,8 @@ from playwright import sync_api
 from helper.config import Config
 from helper.daemon.compose import RunningBridge, start_bridge
 from helper.services.tokens import TokenService
-from tests.e2e.test_browser_login import ARGS, CHROMIUM, LoopThread
-from tests.installer.conftest import Home
+from tests.support.browser import ARGS, CHROMIUM, LoopThread
+from tests.support.installer import Home
 
 
 class NoPrompts:

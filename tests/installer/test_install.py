@@ -10,7 +10,7 @@ from cryptography import x509
 
 from helper.services.tls import ensure_identity
 from installer.nss import nickname
-from tests.installer.conftest import Home
+from tests.support.installer import Home
 
 P11 = "x-scheme-handler/p11"
 CH = "x-scheme-handler/certhelper"

@@ -28,8 +28,8 @@ import pytest
 from helper.cli.commands import ALREADY_RUNNING
 from helper.services import control
 from helper.tray.icons import BLUE, GREY
-from tests.conftest import Fixtures, copy_fixtures
-from tests.tray.conftest import TrayDesktop
+from tests.support.tokens import Fixtures, copy_fixtures
+from tests.support.tray import TrayDesktop
 
 
 def free_port() -> int:

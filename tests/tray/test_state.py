@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from drivers.types import PinState
 from helper.tray.state import TOOLTIP_MAX, Status, TrayState, compute_state
-from tests.tray.helpers import NOW, token, view
+from tests.support.tray import NOW, token, view
 
 
 def test_no_key() -> None:

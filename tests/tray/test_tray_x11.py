@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from helper.tray.icons import BLUE, GREY
-from tests.tray.conftest import TrayDesktop
+from tests.support.tray import TrayDesktop
 
 APP = Path(__file__).with_name("tray_app.py")
 

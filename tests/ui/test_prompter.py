@@ -21,8 +21,8 @@ from drivers.types import PinState
 from helper.errors import CertificateNotFound, DialogFailed, UserCancelled, UserTimeout
 from helper.services.prompts import ConsentChoice
 from helper.ui.prompter import TkPrompter
-from tests.ui.conftest import Desktop
-from tests.ui.helpers import choices, consent_request, pin_request
+from tests.support.desktop import Desktop
+from tests.support.dialogs import choices, consent_request, pin_request
 
 
 def fake_python(tmp_path: Path, body: str, name: str = "python") -> str:

@@ -1,0 +1,59 @@
+"""Doubles for what the tests stand in for: the person at the dialogs, a token
+service that outlives the apps built on it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from drivers.types import Pin
+from helper.services.prompts import CertChoice, ConsentChoice, ConsentRequest, PinRequest
+from helper.services.tokens import TokenService
+from tests.support.tokens import USER_PIN
+
+
+class SharedTokens(TokenService):
+    """The session driver outlives every app."""
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class ScriptedPrompter:
+    """Answers dialogs from scripts and records every request it got."""
+
+    pins: list[str | BaseException] = field(default_factory=lambda: [USER_PIN] * 100)
+    consents: list[ConsentChoice | BaseException] = field(
+        default_factory=lambda: [ConsentChoice.ONCE] * 100
+    )
+    pick: Callable[[list[CertChoice]], str] | None = None
+    delay: float = 0.0
+    calls: list[tuple[str, Any]] = field(default_factory=list)
+
+    async def _answer(self, queue: list[Any]) -> Any:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        answer = queue.pop(0)
+        if isinstance(answer, BaseException):
+            raise answer
+        return answer
+
+    async def ask_pin(self, request: PinRequest) -> Pin:
+        self.calls.append(("pin", request))
+        return Pin(await self._answer(self.pins))
+
+    async def ask_consent(self, request: ConsentRequest) -> ConsentChoice:
+        self.calls.append(("consent", request))
+        return await self._answer(self.consents)
+
+    async def pick_certificate(self, origin: str, insecure: bool, choices: list[CertChoice]):
+        self.calls.append(("pick", choices))
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return self.pick(choices) if self.pick else choices[0].id
+
+    def kinds(self) -> list[str]:
+        return [k for k, _ in self.calls]
