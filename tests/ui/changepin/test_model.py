@@ -1,6 +1,6 @@
-"""What the two windows decide, without driving them: rows, redraw signature,
-export formats, the PIN policy as typed, outcome texts, the test hook; and the
-change-PIN window's one-C_SetPIN-per-click rule with a driver double."""
+"""What 修改密码 decides without Tk: the PIN policy as typed, outcome texts, the test
+hook, the window model's forms and transitions; and the window's
+one-C_SetPIN-per-click rule with a driver double."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from drivers.errors import PinIncorrect, TokenAbsent
 from drivers.types import Pin, PinState, TokenInfo
 from helper.domain.presentation import PIN_STATE_TEXT
 from helper.services.tokens import TokenService
+from helper.ui.changepin.model import EXIT_CHANGED, EXIT_CLOSED, After, ChangePinModel, Form
 from helper.ui.changepin.outcome import Outcome, outcome_message
 from helper.ui.changepin.policy import (
     Check,
@@ -189,3 +190,57 @@ def test_one_set_pin_per_click_in_a_worker_thread(desk: Desktop) -> None:
         timeout=60,
     )
     assert proc.returncode == 0 and proc.stdout.strip() == "ok", proc.stderr[-3000:]
+
+
+# --- the window model ---------------------------------------------------------------
+
+
+class FlagsDriver:
+    """A driver double that reports a token and records nothing else."""
+
+    def __init__(self, info: TokenInfo, *, fail: bool = False) -> None:
+        self.info, self.fail = info, fail
+
+    def token_info(self, serial: str) -> TokenInfo:
+        if self.fail:
+            raise TokenAbsent()
+        return self.info
+
+
+def test_model_forms_follow_the_key() -> None:
+    assert ChangePinModel([]).choose(0).form is Form.NO_KEY
+    locked = token(pin_state=PinState.LOCKED)
+    assert ChangePinModel([(FlagsDriver(locked), locked)]).choose(0).form is Form.LOCKED  # type: ignore[list-item]
+    ok = token()
+    choice = ChangePinModel([(FlagsDriver(ok), ok)]).choose(0)  # type: ignore[list-item]
+    assert choice.form is Form.PIN and choice.info == ok
+    gone = ChangePinModel([(FlagsDriver(ok, fail=True), ok)]).choose(0)  # type: ignore[list-item]
+    assert gone.form is Form.UNREADABLE and isinstance(gone.error, TokenAbsent)
+
+
+def test_model_submits_only_what_the_policy_accepts() -> None:
+    t = token()
+    model = ChangePinModel([(FlagsDriver(t), t)])  # type: ignore[list-item]
+    model.choose(0)
+    assert not model.may_submit(Pin("000000"), Pin("123456"), Pin("123456"))  # the initial PIN
+    assert not model.may_submit(Pin("000000"), Pin("582937"), Pin("582938"))  # mismatch
+    assert model.may_submit(Pin("000000"), Pin("582937"), Pin("582937"))
+    model.busy = True
+    assert not model.may_submit(Pin("000000"), Pin("582937"), Pin("582937"))  # one at a time
+    assert model.typed(Pin(""), Pin(""), Pin("")) is None
+
+
+def test_model_after_each_outcome() -> None:
+    t = token()
+    model = ChangePinModel([(FlagsDriver(t), t)])  # type: ignore[list-item]
+    model.choose(0)
+    assert model.finished(Outcome("pin_incorrect", pin_state=PinState.FINAL_TRY)) is After.RETRY
+    assert model.info is not None and model.info.pin_state is PinState.FINAL_TRY
+    assert model.exit_code == EXIT_CLOSED
+    assert model.finished(Outcome("pin_locked", pin_state=PinState.LOCKED)) is After.LOCKED
+    assert model.info.pin_state is PinState.LOCKED
+    done = ChangePinModel([(FlagsDriver(t), t)])  # type: ignore[list-item]
+    done.choose(0)
+    assert done.finished(Outcome("ok")) is After.CLOSE
+    assert done.done and done.exit_code == EXIT_CHANGED
+    assert done.typed(Pin("1"), Pin("2"), Pin("3")) is None  # nothing more to type

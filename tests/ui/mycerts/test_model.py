@@ -1,6 +1,5 @@
-"""What the two windows decide, without driving them: rows, redraw signature,
-export formats, the PIN policy as typed, outcome texts, the test hook; and the
-change-PIN window's one-C_SetPIN-per-click rule with a driver double."""
+"""What 我的证书 decides without Tk: rows, details, redraw signature, export formats,
+and the window model (selection after a redraw, empty screens, buttons, probe)."""
 
 from __future__ import annotations
 
@@ -10,11 +9,13 @@ from typing import Any
 
 import pytest
 
+from drivers import errors as E
 from drivers.pkcs11.driver import Pkcs11Driver
 from drivers.types import PinState, TokenInfo
 from helper.domain.expiry import ExpiryState
 from helper.services.tokens import ModuleStatus, TokenService
 from helper.ui.mycerts.export import certificate_file, export_format, safe_filename
+from helper.ui.mycerts.model import NO_DRIVER, NO_KEY, MyCertsModel
 from helper.ui.mycerts.poller import Failure, Poller, Snapshot
 from helper.ui.mycerts.rows import build_rows, days_text, detail_lines, elide, fit_text, signature
 from helper.ui.mycerts.words import ARCHIVED_WORDS
@@ -143,3 +144,83 @@ def test_text_helpers() -> None:
     fitted = fit_text("河北CA测试二级证书 HEBCA Test Issuing CA", 100, lambda s: 10 * len(s))
     assert fitted.endswith("…") and len(fitted) <= 10
     assert fit_text("短", 100, lambda s: 10 * len(s)) == "短"
+
+
+# --- the window model ---------------------------------------------------------------
+
+
+def _snapshot(views: list[Any], modules: list[ModuleStatus] | None = None) -> Snapshot:
+    return Snapshot(views, modules or [ModuleStatus("/m.so", "config", driver=object())], NOW)  # type: ignore[arg-type]
+
+
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def test_model_redraws_only_on_change_and_keeps_the_selection(views: list[Any]) -> None:
+    model = MyCertsModel()
+    assert model.apply(_snapshot(views), NOW) is True
+    assert model.apply(_snapshot(views), NOW) is False  # the same keys: no redraw
+    first, second = model.order[0], model.order[1]
+    assert model.selection_after_redraw(None) == first
+    assert model.selection_after_redraw(second) == second
+    assert model.selection_after_redraw("gone") == first
+    assert model.apply(_snapshot(views[:1]), NOW) is True  # a key removed
+
+
+def test_model_selects_the_key_named_on_the_command_line_once(views: list[Any]) -> None:
+    wanted = views[-1].token
+    model = MyCertsModel(preferred_token=wanted.label)
+    model.apply(_snapshot(views), NOW)
+    chosen = model.selection_after_redraw(None)
+    assert chosen is not None and model.rows[chosen].token.serial == wanted.serial
+    assert model.preferred_token is None  # once: later redraws keep the person's choice
+    assert model.selection_after_redraw(model.order[0]) == model.order[0]
+
+
+def test_model_empty_screens() -> None:
+    no_driver = MyCertsModel()
+    no_driver.apply(_snapshot([], [ModuleStatus("/m.so", "config")]), NOW)
+    assert no_driver.empty_screen() is NO_DRIVER
+    no_key = MyCertsModel()
+    no_key.apply(_snapshot([]), NOW)
+    assert no_key.empty_screen() is NO_KEY and no_key.order == []
+    failed = MyCertsModel()
+    failed.apply(
+        _snapshot([], [ModuleStatus("/bad.so", "config", error=E.ModuleLoadFailed())]), NOW
+    )
+    assert failed.module_warnings() == ["⚠ 驱动模块加载失败 (module failed): /bad.so"]
+
+
+def test_model_buttons_pin_token_and_status(views: list[Any]) -> None:
+    now = datetime.now(UTC)  # the fixture certificates are dated from the build
+    model = MyCertsModel()
+    model.apply(_snapshot(views), now)
+    rows = [model.rows[i] for i in model.order]
+    cert = next(r for r in rows if r.kind == "cert")
+    unreadable = next(r for r in rows if r.kind == "unreadable")
+    assert model.buttons(cert, now).export and not model.buttons(unreadable, now).export
+    assert model.buttons(None, now).change_pin is (len(views) == 1)
+    assert model.pin_token(cert) == cert.token
+    expiring = next(
+        r for r in rows if r.entry and r.entry.model and r.entry.model.days_left(now) < 30
+    )
+    assert model.buttons(expiring, now).renew_primary
+    model.exported_to("/tmp/x.pem", "pem", "x.pem")
+    assert model.status().endswith("已导出 (exported) PEM: x.pem")
+
+
+def test_model_probe_lines_never_carry_more_than_the_window_shows(views: list[Any]) -> None:
+    model = MyCertsModel()
+    model.apply(_snapshot(views), NOW)
+    lines = model.probe_lines(model.order[0], "status text", NOW)
+    assert [line["type"] for line in lines] == ["row"] * len(model.order) + ["status"]
+    assert lines[0]["selected"] and not any(line.get("selected") for line in lines[1:-1])
+    assert lines[-1] == {
+        "type": "status",
+        "keys": len(views),
+        "certificates": sum(len(v.certificates) for v in views),
+        "empty": False,
+        "refreshed": NOW.isoformat(),
+        "status": "status text",
+        "exported": None,
+    }
