@@ -2,7 +2,7 @@
 
 Every error carries a stable ``code`` (documented in docs/errors.md), a Chinese
 message and an English one. python-pkcs11 exceptions are translated into these
-exactly once, in :func:`drivers.pkcs11.driver.map_pkcs11_error`; nothing above
+exactly once, in :func:`drivers.pkcs11.errors.map_pkcs11_error`; nothing above
 the driver ever sees a ``pkcs11.exceptions`` type.
 
 The helper layer adds its own subclasses (certificate lookup, PIN policy,
