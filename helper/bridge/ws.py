@@ -47,6 +47,14 @@ class OriginDenied(CertHelperError):
     exit_code = 3
 
 
+@register
+class NotAnUpgrade(CertHelperError):
+    code = "upgrade_required"
+    message_zh = "请使用 WebSocket 连接"
+    message_en = "A WebSocket upgrade is required"
+    exit_code = 2
+
+
 def error_body(exc: CertHelperError) -> dict[str, str]:
     """An error as both transports' JSON shows it (our fixed texts only)."""
     return {
@@ -133,11 +141,15 @@ async def serve_socket(
     on_open: OpenHandler | None = None,
 ) -> web.StreamResponse:
     """Admit, upgrade, and run one connection until it closes or idles out."""
+    # aiohttp closes a message of max_msg_size bytes or more: +1 lets exactly 64 KiB in
+    ws = web.WebSocketResponse(max_msg_size=MAX_BODY + 1, heartbeat=HEARTBEAT)
+    if not ws.can_prepare(request).ok:
+        # not a WebSocket upgrade: no admission, no consent dialog (GET has no side effects)
+        return web.json_response({"error": error_body(NotAnUpgrade())}, status=426)
     try:
         origin = await admit(request)
     except CertHelperError as exc:
         return web.json_response({"error": error_body(exc)}, status=403)
-    ws = web.WebSocketResponse(max_msg_size=MAX_BODY, heartbeat=HEARTBEAT)
     await ws.prepare(request)
     conn = Connection(ws, origin)
     hub = request.app[HUB_KEY]

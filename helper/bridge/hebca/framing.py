@@ -97,7 +97,7 @@ def parse_params(function: str, raw: str | None) -> dict[str, Any]:
     for parse in candidates:
         try:
             value = parse(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested absurdly deep
             continue
         if isinstance(value, dict):
             return value

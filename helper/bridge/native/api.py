@@ -103,7 +103,8 @@ class NativeSocket:
 
     async def on_text(self, conn: Connection, text: str) -> None:
         if len(self.requests) >= MAX_IN_FLIGHT:
-            await conn.send({"id": None, "error": error_body(RateLimited())})
+            # refused, but answered: with its own id, so the page's call ends now
+            await conn.send({"id": _safe_id(_peek_id(text)), "error": error_body(RateLimited())})
             return
         task = conn.spawn(self._handle(conn, text))
         self.requests.add(task)
@@ -122,11 +123,7 @@ class NativeSocket:
     async def _handle(self, conn: Connection, text: str) -> None:
         req_id: Any = None
         try:
-            try:
-                msg = json.loads(text)
-                req_id = msg.get("id") if isinstance(msg, dict) else None
-            except ValueError:
-                pass
+            req_id = _peek_id(text)
             req_id, method, params = _parse(text)
             if carries_pin(params):
                 raise PinNotAccepted()
@@ -185,11 +182,24 @@ async def websocket(request: web.Request) -> web.StreamResponse:
     )
 
 
-def _parse(text: str) -> tuple[Any, str, dict[str, Any]]:
+def _loads(text: str) -> Any:
     try:
-        msg = json.loads(text)
-    except ValueError:
+        return json.loads(text)
+    except (ValueError, RecursionError):  # RecursionError: nested absurdly deep
         raise BadRequest(detail="not JSON") from None
+
+
+def _peek_id(text: str) -> Any:
+    """The request's id when the text is a JSON object, else None (never raises)."""
+    try:
+        msg = _loads(text)
+    except BadRequest:
+        return None
+    return msg.get("id") if isinstance(msg, dict) else None
+
+
+def _parse(text: str) -> tuple[Any, str, dict[str, Any]]:
+    msg = _loads(text)
     if not isinstance(msg, dict):
         raise BadRequest(detail="not an object")
     req_id = msg.get("id")
@@ -205,11 +215,17 @@ def _parse(text: str) -> tuple[Any, str, dict[str, Any]]:
 
 
 def _safe_id(req_id: Any) -> Any:
-    """Echo only ids the protocol allows (so a reply never carries page junk)."""
+    """Echo only ids the protocol allows (so a reply never carries page junk, and
+    never a string that cannot be sent, such as a lone surrogate)."""
     if isinstance(req_id, bool) or not isinstance(req_id, int | str):
         return None
-    if isinstance(req_id, str) and len(req_id) > 100:
-        return None
+    if isinstance(req_id, str):
+        if len(req_id) > 100:
+            return None
+        try:
+            req_id.encode("utf-8")
+        except UnicodeEncodeError:
+            return None
     if isinstance(req_id, int) and abs(req_id) > 2**53:
         return None
     return req_id
