@@ -20,10 +20,14 @@ from helper.errors import ConfigInvalid
 APP = "certhelper"
 ENV_CONFIG = "CERTHELPER_CONFIG"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
-#: the Cangzhou housing provident fund hall and the demo hall
-DEFAULT_ORIGINS = ("http://111.62.46.105:9010", "http://127.0.0.1:9010")
-#: the Hebei CA's site, and the demo CA (`certhelper demo-ca`)
-DEFAULT_CA_ORIGINS = ("https://www.hebca.com", "http://127.0.0.1:9020")
+#: the Cangzhou housing provident fund hall
+DEFAULT_ORIGINS = ("http://111.62.46.105:9010",)
+#: the Hebei CA's site
+DEFAULT_CA_ORIGINS = ("https://www.hebca.com",)
+#: the demo hall and the demo CA on loopback: trusted only in demo mode (--demo), never
+#: by a plain `serve` or `run`, where any local process could bind these ports
+DEMO_HALL_ORIGIN = "http://127.0.0.1:9010"
+DEMO_CA_ORIGIN = "http://127.0.0.1:9020"
 
 
 def config_dir() -> Path:
@@ -75,7 +79,7 @@ class Config:
     hebca_port: int = 17212
     hebca_assistor_version: str = "7.0.0"
     #: per-origin options ({origin: {page_pin, text_encoding, rsa_hash, silent_sign}});
-    #: None = the defaults (page_pin for the Cangzhou hall and the demo hall)
+    #: None = the defaults (page_pin for the Cangzhou hall, and the demo hall in demo mode)
     hebca_origins: dict[str, dict[str, object]] | None = None
     # --- desktop (docs/desktop.md) ---
     #: what the tray's 证书延期 opens (the Hebei CA's site by default)
@@ -90,6 +94,17 @@ class Config:
     #: what happens to the certificate a renewal replaces: "archive" (kept under an
     #: archived-YYYYMMDD: label) or "remove"; its key is never deleted
     renewal_old_certificate: str = "archive"
+
+    #: demo mode (--demo): the demo hall and the demo CA are trusted like the real ones
+    demo: bool = False
+
+    def enable_demo(self) -> None:
+        """Trust the demo hall (with its page PIN) and the demo CA, for ``--demo``."""
+        self.demo = True
+        if DEMO_HALL_ORIGIN not in self.origins:
+            self.origins.append(DEMO_HALL_ORIGIN)
+        if DEMO_CA_ORIGIN not in self.renewal_ca_origins:
+            self.renewal_ca_origins.append(DEMO_CA_ORIGIN)
 
     def page_origins(self) -> list[str]:
         """Every origin whose pages talk to the helper: the halls, then the CAs."""

@@ -143,6 +143,7 @@ def resolve_config(args: argparse.Namespace) -> Config:
     if args.demo:
         from drivers.catalog import installed_modules, load_catalog
 
+        config.enable_demo()
         conf = demo_dir() / "softhsm2.conf"
         if not conf.exists():
             raise ConfigInvalid(detail=f"演示 Key 尚未生成，请先运行 make demo ({conf} missing)")

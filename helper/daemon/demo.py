@@ -10,7 +10,7 @@ import webbrowser
 
 from aiohttp import web
 
-from helper.config import Config
+from helper.config import DEMO_CA_ORIGIN, DEMO_HALL_ORIGIN, Config
 from helper.daemon.compose import RunningBridge, start_bridge, wait_for_signal
 from helper.demo.ca import DEFAULT_PORT as CA_PORT
 from helper.demo.ca import demo_ca_app, demo_ca_files
@@ -25,14 +25,11 @@ HALL_PORT = 9010
 async def run_demo(
     config: Config, tokens: TokenService, prompter: Prompter, *, open_browser: bool = True
 ) -> None:
-    hall_origin = f"http://{HALL_HOST}:{HALL_PORT}"
-    if hall_origin not in config.origins:
-        config.origins.append(hall_origin)
-    # the demo CA: the helper lets its origin renew and trusts its root for the results
+    # the demo hall and the demo CA are trusted in demo mode only (a plain serve or run
+    # trusts the real hall and the real CA); the demo CA's root anchors its renewals
+    config.enable_demo()
+    hall_origin, ca_origin = DEMO_HALL_ORIGIN, DEMO_CA_ORIGIN
     ca_files = demo_ca_files()
-    ca_origin = f"http://{HALL_HOST}:{CA_PORT}"
-    if ca_origin not in config.renewal_ca_origins:
-        config.renewal_ca_origins.append(ca_origin)
     if str(ca_files.root) not in config.renewal_ca_roots:
         config.renewal_ca_roots.append(str(ca_files.root))
     bridge = await start_bridge(

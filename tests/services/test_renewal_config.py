@@ -15,7 +15,10 @@ from tests.support.doubles import ScriptedPrompter
 
 def test_defaults() -> None:
     cfg = Config()
-    assert cfg.renewal_ca_origins == ["https://www.hebca.com", "http://127.0.0.1:9020"]
+    assert cfg.renewal_ca_origins == ["https://www.hebca.com"]  # the demo CA: --demo only
+    demo = Config()
+    demo.enable_demo()
+    assert demo.renewal_ca_origins == ["https://www.hebca.com", "http://127.0.0.1:9020"]
     assert cfg.renewal_ca_roots == []
     assert (cfg.renewal_window_before_days, cfg.renewal_window_after_days) == (90, 365)
     assert cfg.renewal_old_certificate == "archive"

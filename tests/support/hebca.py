@@ -116,8 +116,13 @@ async def running_hebca(
     )
     renewal_service = RenewalService(gate, renewal) if renewal is not None else None
     kw: dict[str, Any] = {}
-    if hebca_origins is not None:
-        kw["origins"] = hebca_origins
+    # the endpoint as demo mode configures it: the demo hall (HALL) collects the PIN in
+    # its page, like the Cangzhou hall
+    kw["origins"] = (
+        hebca_origins
+        if hebca_origins is not None
+        else {o: HebcaOriginOptions(page_pin=True) for o in (HALL, CANGZHOU)}
+    )
     if assistor_version is not None:
         kw["assistor_version"] = assistor_version
     app = create_hebca_app(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from helper.bridge.origins import normalize_origin
-from helper.config import DEFAULT_ORIGINS, Config
+from helper.config import DEFAULT_ORIGINS, DEMO_HALL_ORIGIN, Config
 
 
 @dataclass(frozen=True)
@@ -20,9 +20,10 @@ class HebcaOriginOptions:
     silent_sign: bool = False
 
 
-def _default_origins() -> dict[str, HebcaOriginOptions]:
-    # the Cangzhou hall and the demo hall collect the PIN in their pages
-    return {o: HebcaOriginOptions(page_pin=True) for o in DEFAULT_ORIGINS}
+def _default_origins(*, demo: bool = False) -> dict[str, HebcaOriginOptions]:
+    # the Cangzhou hall collects the PIN in its pages; so does the demo hall, in demo mode
+    halls = [*DEFAULT_ORIGINS, DEMO_HALL_ORIGIN] if demo else list(DEFAULT_ORIGINS)
+    return {o: HebcaOriginOptions(page_pin=True) for o in halls}
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class HebcaSettings:
 
 def settings_from_config(config: Config) -> HebcaSettings:
     """Defaults for the two halls, then the config's [hebca.origins] on top."""
-    origins = _default_origins()
+    origins = _default_origins(demo=config.demo)
     for origin, opts in (config.hebca_origins or {}).items():
         key = normalize_origin(origin, strict=False) or origin
         base = origins.get(key, HebcaOriginOptions())  # a hall's defaults stay unless overridden
