@@ -9,9 +9,28 @@ import os
 from pathlib import Path
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+MAX_BYTES = 1_000_000
+BACKUPS = 3
 
 
-def setup_logging(level: str = "INFO", *, log_dir: Path | None = None, verbose: int = 0) -> None:
+class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
+    """Every log file, the rotated ones too, is created user-only (0600): the base
+    file is made with that mode before each open, and a rotation renames it."""
+
+    def _open(self):  # type: ignore[no-untyped-def]
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.close(fd)
+        os.chmod(self.baseFilename, 0o600)  # a file made earlier with another mode
+        return super()._open()
+
+
+def setup_logging(
+    level: str = "INFO",
+    *,
+    log_dir: Path | None = None,
+    verbose: int = 0,
+    max_bytes: int = MAX_BYTES,
+) -> None:
     root = logging.getLogger()
     for h in list(root.handlers):
         root.removeHandler(h)
@@ -28,10 +47,9 @@ def setup_logging(level: str = "INFO", *, log_dir: Path | None = None, verbose: 
     try:
         log_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         path = log_dir / "certhelper.log"
-        fh = logging.handlers.RotatingFileHandler(
-            path, maxBytes=1_000_000, backupCount=3, encoding="utf-8"
+        fh = PrivateRotatingFileHandler(
+            path, maxBytes=max_bytes, backupCount=BACKUPS, encoding="utf-8"
         )
-        os.chmod(path, 0o600)
     except OSError:
         return  # a read-only home must not stop the helper
     fh.setFormatter(logging.Formatter(_FORMAT))
