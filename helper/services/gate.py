@@ -73,9 +73,14 @@ class Gate:
         self.settings = settings or GateSettings()
         self.certificates = CertificateCache(tokens)
         self._dialogs = DialogGuard(self.settings)
-        self._pin_failures = SlidingLimit(
-            self.settings.pin_failures, self.settings.pin_failure_window
-        )
+        cap, window = self.settings.pin_failures, self.settings.pin_failure_window
+        #: wrong PINs typed into our dialog, per origin
+        self._dialog_pin_failures = SlidingLimit(cap, window)
+        #: wrong PINs pages sent (HEBCA Login), per origin and per key: two halls
+        #: together cannot spend more tries on one key than one hall could, and a
+        #: page's failures never keep the person out of our own dialog
+        self._page_pin_failures = SlidingLimit(cap, window)
+        self._page_pin_failures_per_key = SlidingLimit(cap, window)
         #: called (on the loop) after a login through our PIN dialog with the
         #: initial PIN 123456, so the desktop can ask the person to change it
         self.on_initial_pin: Callable[[TokenInfo], None] | None = None
@@ -171,7 +176,9 @@ class Gate:
         aio = self.tokens.aio(entry.token)
         if session is not None and aio.is_logged_in(serial):
             return session
-        info = await self._check_pin_allowed(origin, entry)
+        if self._dialog_pin_failures.exceeded(origin):
+            raise PinAttemptsExceeded()
+        info = await self._token_ready(entry)
         pin = None
         if not info.protected_auth_path:
             request = PinRequest(
@@ -186,7 +193,11 @@ class Gate:
                 pin_max_len=info.pin_max_len,
             )
             pin = await self.dialog(origin, lambda: self.prompter.ask_pin(request))
-        session = await self._login(origin, entry, pin)
+        try:
+            session = await self._login(origin, entry, pin)
+        except PinIncorrect:
+            self._dialog_pin_failures.hit(origin)
+            raise
         if pin is not None and pin.equals(INITIAL_PIN) and self.on_initial_pin is not None:
             try:
                 self.on_initial_pin(info)  # compared in memory only, never stored
@@ -198,12 +209,21 @@ class Gate:
         """A PIN a legacy page collected itself (HEBCA ``Login``): the same
         guards as the dialog — locked keys refused untried, the per-origin cap
         on wrong PINs, one try, no retry."""
-        await self._check_pin_allowed(origin, entry)
-        return await self._login(origin, entry, pin)
+        serial = entry.token.serial
+        if self._page_pin_failures.exceeded(origin):
+            raise PinAttemptsExceeded(detail="this site")
+        if self._page_pin_failures_per_key.exceeded(serial):
+            raise PinAttemptsExceeded(detail="this key")
+        await self._token_ready(entry)
+        try:
+            return await self._login(origin, entry, pin)
+        except PinIncorrect:
+            self._page_pin_failures.hit(origin)
+            self._page_pin_failures_per_key.hit(serial)
+            raise
 
-    async def _check_pin_allowed(self, origin: str, entry: CertEntry) -> TokenInfo:
-        if self._pin_failures.exceeded(origin):
-            raise PinAttemptsExceeded()
+    async def _token_ready(self, entry: CertEntry) -> TokenInfo:
+        """The token's state now; a locked PIN is refused before anything is tried."""
         info = await self.tokens.aio(entry.token).token_info(entry.token.serial)
         if info.pin_state is PinState.LOCKED:
             raise PinLocked(detail=info.label)
@@ -215,7 +235,6 @@ class Gate:
         try:
             await self.tokens.aio(entry.token).login(serial, pin)
         except PinIncorrect:
-            self._pin_failures.hit(origin)
             self.sessions.end(serial)
             raise
         new = LoginSession(origin, serial, entry.token.module_path, entry.model.sha256)
