@@ -12,6 +12,7 @@ nothing in a message can change it.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import logging
@@ -81,6 +82,8 @@ class Gate:
         #: page's failures never keep the person out of our own dialog
         self._page_pin_failures = SlidingLimit(cap, window)
         self._page_pin_failures_per_key = SlidingLimit(cap, window)
+        #: the consent window open for each origin (at most one), for its waiters
+        self._connect_pending: dict[str, asyncio.Future[ConsentChoice]] = {}
         #: called (on the loop) after a login through our PIN dialog with the
         #: initial PIN 123456, so the desktop can ask the person to change it
         self.on_initial_pin: Callable[[TokenInfo], None] | None = None
@@ -153,7 +156,23 @@ class Gate:
         )
 
     async def ask_connect(self, origin: str) -> ConsentChoice:
-        """Consent for an origin nobody decided on yet (an https page)."""
+        """Consent for an origin nobody decided on yet (an https page). One window per
+        origin at a time: parallel connections wait for its answer; 始终允许 or 拒绝
+        (or a dismissed window) decides for all of them, 允许一次 for one only — the
+        next one asks in turn."""
+        while (pending := self._connect_pending.get(origin)) is not None:
+            try:
+                choice = await asyncio.shield(pending)  # raises the refusal it ended with
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if pending.cancelled() and task is not None and not task.cancelling():
+                    continue  # the asking connection went away: ask for this one
+                raise
+            if choice is not ConsentChoice.ONCE:
+                return choice
+        decided: asyncio.Future[ConsentChoice] = asyncio.get_running_loop().create_future()
+        decided.add_done_callback(lambda f: f.cancelled() or f.exception())  # retrieved
+        self._connect_pending[origin] = decided
         request = ConsentRequest(
             origin=origin, insecure_origin=is_insecure(origin), operation="connect"
         )
@@ -161,7 +180,14 @@ class Gate:
             choice = await self.dialog(origin, lambda: self.prompter.ask_consent(request))
         except CertHelperError as exc:
             self.audit_event(origin, "connect", None, exc.code)
+            decided.set_exception(exc)
             raise
+        except BaseException:
+            decided.cancel()
+            raise
+        finally:
+            del self._connect_pending[origin]
+        decided.set_result(choice)
         self.audit_event(origin, "connect", None, f"consent:{choice.value}")
         return choice
 

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import TypeVar
 
 from drivers.errors import CertHelperError, register
+from helper.errors import ConsentDenied
 from helper.services.prompts import ConsentChoice
 
 T = TypeVar("T")
@@ -67,23 +68,38 @@ class SlidingLimit:
 
 class DialogGuard:
     """One dialog at a time, daemon-wide; a page whose prompts keep being refused,
-    or that opens too many, is told to wait (``rate_limited``) instead of asking."""
+    or that opens too many, is told to wait (``rate_limited``) instead of asking.
+
+    A refusal (Deny, a dismissed window, a timeout) also cancels every dialog of the
+    same origin still waiting for its turn: the person said no once, the page does
+    not get to ask again and again from parallel requests. The limits are checked
+    again when a waiting dialog's turn comes, so they hold under parallel requests."""
 
     def __init__(self, settings: GateSettings) -> None:
         self._lock = asyncio.Lock()
         self._opened = SlidingLimit(settings.dialogs_per_minute, 60.0)
         self._refused = SlidingLimit(settings.refusals_per_minute, 60.0)
+        self._refusals: dict[str, int] = {}  # origin -> refusals so far (a generation)
+
+    def _refuse(self, origin: str) -> None:
+        self._refused.hit(origin)
+        self._refusals[origin] = self._refusals.get(origin, 0) + 1
 
     async def run(self, origin: str, ask: Callable[[], Awaitable[T]]) -> T:
         if self._opened.exceeded(origin) or self._refused.exceeded(origin):
             raise RateLimited(detail="dialogs")
         self._opened.hit(origin)
+        generation = self._refusals.get(origin, 0)
         async with self._lock:
+            if self._refusals.get(origin, 0) != generation:
+                raise ConsentDenied(detail="refused while waiting")  # never shown
+            if self._refused.exceeded(origin):
+                raise RateLimited(detail="dialogs")
             try:
                 answer = await ask()
             except CertHelperError:  # cancelled, timed out, failed
-                self._refused.hit(origin)
+                self._refuse(origin)
                 raise
         if answer is ConsentChoice.DENY:
-            self._refused.hit(origin)
+            self._refuse(origin)
         return answer
