@@ -95,6 +95,10 @@ class Config:
     #: archived-YYYYMMDD: label) or "remove"; its key is never deleted
     renewal_old_certificate: str = "archive"
 
+    # --- audit log (security.md, req. 15) ---
+    #: the log rotates at this size; `audit_keep` rotated files are kept
+    audit_max_bytes: int = 1024 * 1024
+    audit_keep: int = 3
     #: demo mode (--demo): the demo hall and the demo CA are trusted like the real ones
     demo: bool = False
 
@@ -148,6 +152,13 @@ def _check(data: dict[str, Any], path: Path) -> None:
         raise ConfigInvalid(detail=f"{path}: 'bridge.port' must be 1..65535")
     _check_hebca(data.get("hebca", {}), path)
     _check_renewal(data.get("renewal", {}), path)
+    audit = data.get("audit", {})
+    if not isinstance(audit, dict) or set(audit) - {"max_bytes", "keep"}:
+        raise ConfigInvalid(detail=f"{path}: [audit] takes max_bytes and keep")
+    for key, low in (("max_bytes", 4096), ("keep", 1)):
+        value = audit.get(key, low)
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConfigInvalid(detail=f"{path}: 'audit.{key}' must be an integer >= {low}")
     logging_ = data.get("logging", {})
     if not isinstance(logging_, dict):
         raise ConfigInvalid(detail=f"{path}: [logging] must be a table")
@@ -241,6 +252,7 @@ def load_config(
     elif is_explicit:
         raise ConfigInvalid(detail=f"not found: {path}")
     logging_ = data.get("logging", {})
+    audit = data.get("audit", {})
     base = path.parent
     cfg = Config(
         path=path if path.exists() else None,
@@ -253,6 +265,8 @@ def load_config(
         ),
         log_level=logging_.get("level", "INFO").upper(),
         log_to_file=logging_.get("file", True),
+        audit_max_bytes=audit.get("max_bytes", Config.audit_max_bytes),
+        audit_keep=audit.get("keep", Config.audit_keep),
         token_timeout=float(data.get("token_timeout", 30.0)),
     )
     bridge = data.get("bridge", {})

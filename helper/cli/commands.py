@@ -274,19 +274,24 @@ def cmd_origins(args: argparse.Namespace, config: Config, factory: Factory) -> i
 
 def cmd_audit(args: argparse.Namespace, config: Config, factory: Factory) -> int:
     from helper.config import data_dir
-    from helper.services.audit import verify_chain
+    from helper.services.audit import audit_key, log_files, verify_log
 
     path = data_dir() / "audit.jsonl"
     if args.action == "show":
-        if path.exists():
-            sys.stdout.write(path.read_text("utf-8"))
+        for f in log_files(path, config.audit_keep):
+            sys.stdout.write(f.read_text("utf-8"))
         return 0
-    ok, _count, message = verify_chain(path)
+    key, _where = audit_key(data_dir())
+    verdict = verify_log(path, key, config.audit_keep)
     print(
-        ("审计日志完整 (audit log intact): " if ok else "审计日志被改动 (audit log TAMPERED): ")
-        + message
+        (
+            "审计日志完整 (audit log intact): "
+            if verdict.ok
+            else "审计日志被改动 (audit log TAMPERED): "
+        )
+        + verdict.message
     )
-    return 0 if ok else 1
+    return 0 if verdict.ok else 1
 
 
 def cmd_install(args: argparse.Namespace, config: Config, factory: Factory) -> int:

@@ -26,7 +26,7 @@ from helper.bridge.origins import OriginPolicy, normalize_origin
 from helper.bridge.server import listen, loopback_hosts
 from helper.config import Config, data_dir
 from helper.domain.renewal import RenewalWindow
-from helper.services.audit import AuditLog
+from helper.services.audit import AuditLog, audit_key
 from helper.services.consent import ConsentStore
 from helper.services.gate import Gate
 from helper.services.limits import GateSettings
@@ -49,14 +49,23 @@ class Services:
 
 
 def build_services(
-    config: Config, tokens: TokenService, prompter: Prompter, state_dir: Path
+    config: Config,
+    tokens: TokenService,
+    prompter: Prompter,
+    state_dir: Path,
+    *,
+    keyring_backend: Any = None,
 ) -> Services:
     consent = ConsentStore(state_dir / "consent.json")
+    key, _where = audit_key(state_dir, keyring_backend)
+    audit = AuditLog(
+        state_dir / "audit.jsonl", key, max_bytes=config.audit_max_bytes, keep=config.audit_keep
+    )
     gate = Gate(
         tokens,
         prompter,
         SessionTable(config.session_idle_timeout),
-        AuditLog(state_dir / "audit.jsonl"),
+        audit,
         GateSettings(
             dialog_timeout=config.dialog_timeout, dialogs_per_minute=config.dialogs_per_minute
         ),
@@ -135,7 +144,7 @@ async def start_bridge(
         ca_path = identity.paths.ca_cert
         created = identity.created
         renew = _tls_renewal_job(state_dir / "tls", ssl_ctx, keyring_backend)
-    services = build_services(config, tokens, prompter, state_dir)
+    services = build_services(config, tokens, prompter, state_dir, keyring_backend=keyring_backend)
     app = create_app(
         services.gate, services.policy, services.consent, background, renewal=services.renewal
     )

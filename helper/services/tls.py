@@ -19,8 +19,6 @@ Decrypted key material never reaches the disk: ``ssl`` decrypts the PEM in memor
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import logging
 import os
@@ -32,13 +30,13 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-import keyring
-import keyring.backends.fail
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from helper.services.secrets import KEYRING_SERVICE, KeyringSecret
 
 __all__ = [
     "CA_RENEW_BEFORE",
@@ -56,7 +54,6 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-KEYRING_SERVICE = "certhelper"
 KEYRING_USERNAME = "tls-wrapping-key"
 #: renew the leaf when fewer than this remain
 RENEW_BEFORE = timedelta(days=10)
@@ -193,40 +190,13 @@ class _WrappingKey:
     """The keyring entry holding the key-file password; None whenever keyring can't help."""
 
     def __init__(self, backend: Any) -> None:
-        self._backend = backend
+        self._secret = KeyringSecret(KEYRING_USERNAME, backend)
 
     def get_or_create(self) -> bytes | None:
-        try:
-            backend = self._backend if self._backend is not None else keyring.get_keyring()
-            if isinstance(backend, keyring.backends.fail.Keyring):
-                log.warning("no keyring backend: TLS keys are kept unencrypted, user-only")
-                return None
-            return self._get(backend) or self._create(backend)
-        except Exception as exc:  # backends raise their own (D-Bus, OS) errors, not only
-            # keyring.errors.KeyringError; any of them means "no usable keyring"
-            log.warning("keyring unusable (%s): TLS keys are kept unencrypted, user-only", exc)
-            return None
-
-    @staticmethod
-    def _get(backend: Any) -> bytes | None:
-        stored = backend.get_password(KEYRING_SERVICE, KEYRING_USERNAME)
-        return stored.encode("ascii") if stored and _valid_wrapping_key(stored) else None
-
-    @staticmethod
-    def _create(backend: Any) -> bytes | None:
-        value = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
-        backend.set_password(KEYRING_SERVICE, KEYRING_USERNAME, value)
-        if backend.get_password(KEYRING_SERVICE, KEYRING_USERNAME) != value:
-            log.warning("keyring did not keep the TLS wrapping key: keys kept unencrypted")
-            return None
-        return value.encode("ascii")
-
-
-def _valid_wrapping_key(value: str) -> bool:
-    try:
-        return len(base64.b64decode(value, validate=True)) == 32
-    except (binascii.Error, ValueError):
-        return False
+        key = self._secret.get_or_create()
+        if key is None:
+            log.warning("TLS keys are kept unencrypted, user-only")
+        return key
 
 
 # --- loading and checking --------------------------------------------------------------

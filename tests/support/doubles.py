@@ -57,3 +57,7 @@ class ScriptedPrompter:
 
     def kinds(self) -> list[str]:
         return [k for k, _ in self.calls]
+
+
+#: the audit log's MAC key in tests (the daemon keeps a random one in the keyring)
+AUDIT_KEY = bytes(range(32))

@@ -29,7 +29,7 @@ from helper.services.limits import GateSettings
 from helper.services.renewal import RenewalService, RenewalSettings
 from helper.services.sessions import SessionTable
 from helper.services.tokens import ModuleStatus
-from tests.support.doubles import ScriptedPrompter, SharedTokens
+from tests.support.doubles import AUDIT_KEY, ScriptedPrompter, SharedTokens
 from tests.support.tokens import Fixtures
 
 HALL = "http://127.0.0.1:9010"  # the demo hall: page_pin = true by default
@@ -111,7 +111,7 @@ async def running_hebca(
         tokens,
         prompter,
         SessionTable(idle_timeout),
-        AuditLog(state / "audit.jsonl"),
+        AuditLog(state / "audit.jsonl", AUDIT_KEY),
         settings or GateSettings(dialogs_per_minute=1000),  # rate limits: own test
     )
     renewal_service = RenewalService(gate, renewal) if renewal is not None else None

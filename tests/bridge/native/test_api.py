@@ -24,11 +24,11 @@ from pkcs11 import TokenFlag
 from drivers.types import PinState
 from helper.bridge.native.app import BackgroundSettings
 from helper.errors import UserCancelled, UserTimeout
-from helper.services.audit import verify_chain
+from helper.services.audit import verify_log
 from helper.services.limits import GateSettings
 from helper.services.prompts import ConsentChoice
 from tests.support.bridge import HALL, call, challenge, running_bridge
-from tests.support.doubles import ScriptedPrompter
+from tests.support.doubles import AUDIT_KEY, ScriptedPrompter
 from tests.support.flags import token_flags
 from tests.support.tokens import BUILD, USER_PIN
 
@@ -554,7 +554,7 @@ def test_audit_chain_and_no_pin_anywhere(driver, fixtures, state, caplog) -> Non
         ("auth.logout", "ok"),
     ]
     assert lines[1]["certificate"] == fixtures.cert("company_sign")["sha256"]
-    assert verify_chain(state / "audit.jsonl")[0]
+    assert verify_log(state / "audit.jsonl", AUDIT_KEY).ok
     for path in state.rglob("*"):
         if path.is_file():
             blob = path.read_bytes()
@@ -564,5 +564,5 @@ def test_audit_chain_and_no_pin_anywhere(driver, fixtures, state, caplog) -> Non
     # tampering is detected
     text = (state / "audit.jsonl").read_text().replace('"sign.data"', '"auth.logout"', 1)
     (state / "audit.jsonl").write_text(text)
-    ok, _, message = verify_chain(state / "audit.jsonl")
-    assert not ok and "line 3" in message
+    verdict = verify_log(state / "audit.jsonl", AUDIT_KEY)
+    assert not verdict.ok and "line 3" in verdict.message
