@@ -7,6 +7,7 @@ import logging
 import logging.handlers
 import os
 from pathlib import Path
+from typing import TextIO
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MAX_BYTES = 1_000_000
@@ -17,7 +18,7 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """Every log file, the rotated ones too, is created user-only (0600): the base
     file is made with that mode before each open, and a rotation renames it."""
 
-    def _open(self):  # type: ignore[no-untyped-def]
+    def _open(self) -> TextIO:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.close(fd)
         os.chmod(self.baseFilename, 0o600)  # a file made earlier with another mode
