@@ -3,11 +3,12 @@ whose repr is masked, and no code formats one into a message."""
 
 from __future__ import annotations
 
+import io
 import logging
 import logging.handlers
 import os
 from pathlib import Path
-from typing import TextIO
+
 
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MAX_BYTES = 1_000_000
@@ -18,7 +19,7 @@ class PrivateRotatingFileHandler(logging.handlers.RotatingFileHandler):
     """Every log file, the rotated ones too, is created user-only (0600): the base
     file is made with that mode before each open, and a rotation renames it."""
 
-    def _open(self) -> TextIO:
+    def _open(self) -> io.TextIOWrapper:
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.close(fd)
         os.chmod(self.baseFilename, 0o600)  # a file made earlier with another mode
