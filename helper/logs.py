@@ -9,7 +9,6 @@ import logging.handlers
 import os
 from pathlib import Path
 
-
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 MAX_BYTES = 1_000_000
 BACKUPS = 3
