@@ -74,6 +74,12 @@ class Config:
     dialog_timeout: float = 120.0
     #: dialogs one origin may open per minute (refused ones are capped at 3)
     dialogs_per_minute: int = 30
+    #: connections per listening port, and those still to send a request head
+    max_connections: int = 1024
+    max_pending_connections: int = 256
+    #: seconds a request head, and a TLS handshake, may take
+    header_timeout: float = 10.0
+    tls_handshake_timeout: float = 10.0
     # --- HEBCA-compatible endpoint (docs/hebca-compat.md) ---
     hebca_enabled: bool = True
     hebca_port: int = 17212
@@ -128,6 +134,10 @@ _BRIDGE_KEYS: dict[str, type | tuple[type, ...]] = {
     "session_idle_timeout": (int, float),
     "dialog_timeout": (int, float),
     "dialogs_per_minute": int,
+    "max_connections": int,
+    "max_pending_connections": int,
+    "header_timeout": (int, float),
+    "tls_handshake_timeout": (int, float),
 }
 
 
@@ -276,6 +286,14 @@ def load_config(
     cfg.session_idle_timeout = float(bridge.get("session_idle_timeout", cfg.session_idle_timeout))
     cfg.dialog_timeout = float(bridge.get("dialog_timeout", cfg.dialog_timeout))
     cfg.dialogs_per_minute = bridge.get("dialogs_per_minute", cfg.dialogs_per_minute)
+    cfg.max_connections = bridge.get("max_connections", cfg.max_connections)
+    cfg.max_pending_connections = bridge.get(
+        "max_pending_connections", cfg.max_pending_connections
+    )
+    cfg.header_timeout = float(bridge.get("header_timeout", cfg.header_timeout))
+    cfg.tls_handshake_timeout = float(
+        bridge.get("tls_handshake_timeout", cfg.tls_handshake_timeout)
+    )
     hebca = data.get("hebca", {})
     cfg.hebca_enabled = hebca.get("enabled", True)
     cfg.hebca_port = hebca.get("port", cfg.hebca_port)

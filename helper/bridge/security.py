@@ -37,9 +37,11 @@ async def host_guard(request: web.Request, handler: Handler) -> web.StreamRespon
     port = local_port(request)
     host = request.headers.get("Host", "")
     if port is None or host.lower() not in allowed_hosts(port):
-        return web.json_response(
+        refused = web.json_response(
             {"error": {"code": "host_denied", "message": "Misdirected request"}}, status=421
         )
+        refused.force_close()  # a refused client does not keep a connection slot
+        return refused
     return await handler(request)
 
 

@@ -128,6 +128,12 @@ async def admit(request: web.Request) -> str:
     return origin
 
 
+def _refused(exc: CertHelperError, status: int) -> web.Response:
+    response = web.json_response({"error": error_body(exc)}, status=status)
+    response.force_close()  # a refused client does not keep a connection slot
+    return response
+
+
 TextHandler = Callable[[Connection, str], Awaitable[None]]
 BinaryHandler = Callable[[Connection, bytes], Awaitable[None]]
 OpenHandler = Callable[[Connection], Awaitable[None]]
@@ -145,11 +151,11 @@ async def serve_socket(
     ws = web.WebSocketResponse(max_msg_size=MAX_BODY + 1, heartbeat=HEARTBEAT)
     if not ws.can_prepare(request).ok:
         # not a WebSocket upgrade: no admission, no consent dialog (GET has no side effects)
-        return web.json_response({"error": error_body(NotAnUpgrade())}, status=426)
+        return _refused(NotAnUpgrade(), 426)
     try:
         origin = await admit(request)
     except CertHelperError as exc:
-        return web.json_response({"error": error_body(exc)}, status=403)
+        return _refused(exc, 403)
     await ws.prepare(request)
     conn = Connection(ws, origin)
     hub = request.app[HUB_KEY]

@@ -13,17 +13,18 @@ import logging
 import signal
 import ssl
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
+from helper.bridge.guard import ConnectionLimits, GuardedSites
 from helper.bridge.hebca.endpoint import create_hebca_app
 from helper.bridge.hebca.settings import settings_from_config
 from helper.bridge.native.app import BackgroundSettings, create_app
 from helper.bridge.origins import OriginPolicy, normalize_origin
-from helper.bridge.server import listen, loopback_hosts
+from helper.bridge.server import listen, loopback_hosts, raise_fd_limit
 from helper.config import Config, data_dir
 from helper.domain.renewal import RenewalWindow
 from helper.services.audit import AuditLog, audit_key
@@ -89,6 +90,29 @@ def build_services(
     return Services(gate, renewal, policy, consent)
 
 
+#: aiohttp's server: idle kept-alive connections close after 15 s (they hold a slot)
+RUNNER_OPTIONS: dict[str, Any] = {
+    "access_log": None,
+    "shutdown_timeout": 2.0,
+    "keepalive_timeout": 15.0,
+}
+#: descriptors kept for everything but the listening ports (tokens, logs, windows)
+FD_RESERVE = 128
+
+
+def connection_limits(config: Config, *, ports: int) -> ConnectionLimits:
+    """The configured caps, lowered when the process may not open that many files:
+    a flood then meets a cap, never EMFILE."""
+    room = max((raise_fd_limit() - FD_RESERVE) // max(ports, 1), 16)
+    most = min(config.max_connections, room)
+    return ConnectionLimits(
+        max_connections=most,
+        max_pending=min(config.max_pending_connections, most),
+        header_timeout=config.header_timeout,
+        tls_handshake_timeout=config.tls_handshake_timeout,
+    )
+
+
 @dataclass
 class RunningBridge:
     runner: web.AppRunner
@@ -100,6 +124,8 @@ class RunningBridge:
     hebca_port: int | None = None
     #: the local CA was (re)made at this start: browsers must be told to trust it again
     tls_created: bool = False
+    #: the listening servers and their connection guards, per port
+    sites: list[GuardedSites] = field(default_factory=list)
 
     @property
     def gate(self) -> Gate:
@@ -110,6 +136,8 @@ class RunningBridge:
         return self.services.renewal
 
     async def stop(self) -> None:
+        for sites in self.sites:  # stop accepting first
+            await sites.close()
         if self.hebca_runner is not None:
             await self.hebca_runner.cleanup()
         await self.runner.cleanup()
@@ -150,14 +178,16 @@ async def start_bridge(
     )
     if renew is not None:
         app.cleanup_ctx.append(renew)
-    runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+    runner = web.AppRunner(app, **RUNNER_OPTIONS)
     await runner.setup()
     hosts = loopback_hosts()
+    limits = connection_limits(config, ports=2 if hebca_port is not None else 1)
     bridge = RunningBridge(runner, 0, hosts, ca_path, services, tls_created=created)
     try:
-        bridge.port = await listen(
-            runner, hosts, config.bridge_port if port is None else port, ssl_ctx
+        bridge.port, sites = await listen(
+            runner, hosts, config.bridge_port if port is None else port, ssl_ctx, limits
         )
+        bridge.sites.append(sites)
         if hebca_port is not None:
             hebca_app = create_hebca_app(
                 services.gate,
@@ -166,9 +196,12 @@ async def start_bridge(
                 settings_from_config(config),
                 renewal=services.renewal,
             )
-            bridge.hebca_runner = web.AppRunner(hebca_app, access_log=None, shutdown_timeout=2.0)
+            bridge.hebca_runner = web.AppRunner(hebca_app, **RUNNER_OPTIONS)
             await bridge.hebca_runner.setup()
-            bridge.hebca_port = await listen(bridge.hebca_runner, hosts, hebca_port, None)
+            bridge.hebca_port, sites = await listen(
+                bridge.hebca_runner, hosts, hebca_port, None, limits
+            )
+            bridge.sites.append(sites)
     except BaseException:
         await bridge.stop()  # a port in use must not leave sites and background jobs behind
         raise

@@ -399,7 +399,10 @@ def test_listens_on_loopback_only(driver, fixtures, state, tmp_path: Path) -> No
         try:
             assert set(bridge.hosts) <= {"127.0.0.1", "::1"}
             addrs = {
-                s.getsockname()[0] for site in bridge.runner.sites for s in site._server.sockets
+                s.getsockname()[0]
+                for sites in bridge.sites
+                for srv in sites.servers
+                for s in srv.sockets
             }
             assert addrs <= {"127.0.0.1", "::1"}
             with socket.create_connection(("127.0.0.1", bridge.port), timeout=2):
