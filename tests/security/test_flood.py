@@ -174,13 +174,13 @@ async def _flood(port: int, hebca: int, ca: Path, pid: int) -> dict[str, Any]:
 
     async def hold(target: int, drip: bool) -> None:
         with contextlib.suppress(OSError):
-            r, w = await asyncio.open_connection("127.0.0.1", target)
+            _r, w = await asyncio.open_connection("127.0.0.1", target)
             if drip:
                 w.write(b"GET /test HTTP/1.1\r\n")
             held.append(w)
 
     limit = _soft_limit(pid)
-    for batch in range(30):  # 3,000 connections in batches of 100, half on each port
+    for _batch in range(30):  # 3,000 connections in batches of 100, half on each port
         await asyncio.gather(
             *(hold(port if i % 2 else hebca, drip=bool(i % 3)) for i in range(100))
         )
