@@ -287,9 +287,7 @@ def load_config(
     cfg.dialog_timeout = float(bridge.get("dialog_timeout", cfg.dialog_timeout))
     cfg.dialogs_per_minute = bridge.get("dialogs_per_minute", cfg.dialogs_per_minute)
     cfg.max_connections = bridge.get("max_connections", cfg.max_connections)
-    cfg.max_pending_connections = bridge.get(
-        "max_pending_connections", cfg.max_pending_connections
-    )
+    cfg.max_pending_connections = bridge.get("max_pending_connections", cfg.max_pending_connections)
     cfg.header_timeout = float(bridge.get("header_timeout", cfg.header_timeout))
     cfg.tls_handshake_timeout = float(
         bridge.get("tls_handshake_timeout", cfg.tls_handshake_timeout)

@@ -27,6 +27,8 @@ from helper.ui.prompter import TkPrompter
 
 TOOLS = {"Xvfb": "xvfb", "xdotool": "xdotool", "xdpyinfo": "x11-utils", "import": "imagemagick"}
 WM_CLASS = "certhelper"
+#: the dialogs ignore input this long after they appear (helper.ui.dialogs.base), plus margin
+INPUT_DELAY = 0.85
 _SHOTS: list[Path] = []
 
 
@@ -66,18 +68,22 @@ class Desktop:
         out = self.run("xdotool", "search", "--onlyvisible", "--class", WM_CLASS, check=False)
         return out.split()
 
-    def wait_window(self, timeout: float = 15, *, focus: bool = True) -> str:
-        """Wait for a visible certhelper window and give it the keyboard focus."""
-        try:
-            out = self.xdo(
-                "search", "--sync", "--onlyvisible", "--class", WM_CLASS, timeout=timeout
-            )
-        except subprocess.TimeoutExpired:
-            raise AssertionError(f"no certhelper window appeared within {timeout} s") from None
-        wid = out.split()[0]
+    def wait_window(
+        self, timeout: float = 15, *, focus: bool = True, settle: float = INPUT_DELAY
+    ) -> str:
+        """Wait for a visible certhelper window, give it the keyboard focus, and wait
+        out the dialogs' input delay (``settle=0``: act at once, as a page trying to
+        keyjack would: the window is polled for every 20 ms, not xdotool's --sync)."""
+        end = time.monotonic() + timeout
+        while not (found := self.windows()):
+            if time.monotonic() > end:
+                raise AssertionError(f"no certhelper window appeared within {timeout} s")
+            time.sleep(0.02)
+        wid = found[0]
         if focus:
             self.xdo("windowfocus", "--sync", wid)
-        time.sleep(0.15)  # let Tk settle its focus widget after the FocusIn
+        if settle:
+            time.sleep(0.15 + settle)  # Tk settles its focus widget; the input delay ends
         return wid
 
     def wait_gone(self, timeout: float = 10) -> None:

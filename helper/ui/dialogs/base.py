@@ -30,11 +30,21 @@ def report_exception(exc: type[BaseException], tb: Any) -> None:
 
 
 class Dialog:
-    """The frame every dialog shares: header, origin card, body, buttons, countdown."""
+    """The frame every dialog shares: header, origin card, body, buttons, countdown.
+
+    Keyjacking (security.md, requirement 19): a page can make a dialog appear while
+    the person is typing or clicking in the page. For ``input_delay`` seconds after
+    the window appears, and again whenever it gets the focus back, every key and
+    click is ignored (Escape, which only refuses, excepted) and the buttons are shown
+    disabled; subclasses never make an allowing button the default."""
 
     title_zh = ""
     title_en = ""
     resizable = False
+    #: seconds keys and clicks are ignored after the window appears or regains focus
+    input_delay = 0.7
+    #: False for windows whose buttons grant nothing (notices)
+    guarded = True
 
     def __init__(self, timeout: float) -> None:
         import tkinter as tk
@@ -44,6 +54,12 @@ class Dialog:
         self.ttk = ttk
         self.result: dict[str, Any] | None = None
         self._focus_first: Any = None
+        #: keys and clicks reach the dialog (False during the input delay)
+        self.armed = not self.guarded
+        self._held: list[Any] = []
+        self._release_job: str | None = None
+        self._had_focus = False
+        self._action_buttons: list[Any] = []
         self._mapped = False
         self._parent_gone = threading.Event()
         self.root = root = tk.Tk(className=WM_CLASS)
@@ -159,6 +175,7 @@ class Dialog:
         button.pack(side="left", padx=(8, 0))
         for key in ("<Return>", "<KP_Enter>"):
             button.bind(key, lambda _e, b=button: (b.invoke(), "break")[1])
+        self._action_buttons.append(button)
         return button
 
     def focus_first(self, widget: Any) -> None:
@@ -172,8 +189,83 @@ class Dialog:
             return
         self._mapped = True
         self.root.lift()
+        if self.guarded:
+            self._hold()
+            self.root.after(100, self._watch_focus)
         if self._focus_first is not None:
             self.root.after_idle(self._focus_first.focus_force)
+
+    # --- the input delay (keyjacking) ---------------------------------------
+
+    def _install_guard(self) -> None:
+        """A bind tag in front of every widget's own: it swallows keys and clicks
+        while the dialog is not armed, before any widget or window binding runs."""
+        tag = f"certhelper-guard-{id(self)}"
+        for key in ("<KeyPress>", "<KeyRelease>", "<ButtonPress>", "<ButtonRelease>"):
+            self.root.bind_class(tag, key, self._gate)
+        # the focus coming back is seen when its event arrives, before the next key
+        self.root.bind_class(tag, "<FocusIn>", self._focus_in, add="+")
+        self.root.bind_class(tag, "<FocusOut>", self._focus_out, add="+")
+        todo: list[Any] = [self.root]
+        while todo:
+            widget = todo.pop()
+            widget.bindtags((tag, *widget.bindtags()))
+            todo.extend(widget.winfo_children())
+
+    def _gate(self, event: Any) -> str | None:
+        if self.armed or getattr(event, "keysym", "") == "Escape":
+            return None
+        return "break"
+
+    def _hold(self) -> None:
+        """Ignore input for input_delay seconds; the buttons look disabled meanwhile."""
+        self.armed = False
+        if self._release_job is not None:
+            self.root.after_cancel(self._release_job)
+        for b in self._action_buttons:
+            if not b.instate(["disabled"]):
+                b.state(["disabled"])
+                self._held.append(b)
+        self._release_job = self.root.after(int(self.input_delay * 1000), self._release)
+
+    def _release(self) -> None:
+        self._release_job = None
+        self.armed = True
+        held, self._held = self._held, []
+        for b in held:
+            b.state(["!disabled"])
+        self.armed_again()
+
+    def armed_again(self) -> None:
+        """Subclasses re-check what their buttons depend on (the PIN's length)."""
+
+    def _focus_in(self, _event: Any) -> None:
+        if not self._had_focus:
+            self._had_focus = True
+            self._hold()
+
+    def _focus_out(self, _event: Any) -> None:
+        self.root.after_idle(self._check_focus_left)
+
+    def _check_focus_left(self) -> None:
+        try:
+            if self.root.focus_get() is None:
+                self._had_focus = False
+        except (KeyError, self.tk.TclError):
+            pass
+
+    def _watch_focus(self) -> None:
+        """Regaining the focus starts the input delay again."""
+        if self.result is not None:
+            return
+        try:
+            focused = self.root.focus_get() is not None
+        except (KeyError, self.tk.TclError):  # a focused widget Tk cannot name
+            focused = True
+        if focused and not self._had_focus:
+            self._hold()
+        self._had_focus = focused
+        self.root.after(100, self._watch_focus)
 
     def _tick(self) -> None:
         if self.result is not None:
@@ -223,6 +315,8 @@ class Dialog:
         x = max((root.winfo_screenwidth() - w) // 2, 0)
         y = max((root.winfo_screenheight() - h) // 2, 0)
         root.geometry(f"{w}x{h}+{x}+{y}")
+        if self.guarded:
+            self._install_guard()
         root.deiconify()
         root.mainloop()
         return self.result or {"result": "cancel"}

@@ -39,8 +39,8 @@ class ConsentDialog(Dialog):
                                     primary=True)  # fmt: skip
         if request.allow_always:
             self.always = self.add_button("始终允许 (Always allow)", lambda: self._choose("always"))
-        self.add_button("拒绝 (Deny)", lambda: self._choose("deny"))
-        self.focus_first(self.once)
+        self.deny = self.add_button("拒绝 (Deny)", lambda: self._choose("deny"))
+        self.focus_first(self.deny)  # Enter never allows: the default is the refusal
 
     def _text_box(self, request: ConsentRequest) -> None:
         tk, ttk = self.tk, self.ttk
@@ -88,4 +88,6 @@ class ConsentDialog(Dialog):
         self.add_row("待签名数据 (Data)", cell)
 
     def _choose(self, choice: str) -> None:
+        if not self.armed:  # the input delay (a stray key or click grants nothing)
+            return
         self.finish({"result": "ok", "choice": choice})

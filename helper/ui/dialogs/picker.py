@@ -101,6 +101,8 @@ class PickerDialog(Dialog):
             self.pick()
 
     def pick(self) -> None:
+        if not self.armed:
+            return
         sel = self.tree.selection()
         if not sel:
             self.root.bell()

@@ -81,7 +81,10 @@ class PinDialog(Dialog):
         return n >= self.lo and (self.hi is None or n <= self.hi)
 
     def _update(self) -> None:
-        self.ok.state(["!disabled"] if self._valid() else ["disabled"])
+        self.ok.state(["!disabled"] if self._valid() and self.armed else ["disabled"])
+
+    def armed_again(self) -> None:
+        self._update()
 
     def _caps_lock(self, event: Any) -> None:
         on = bool(event.state & 0x2)
@@ -92,7 +95,7 @@ class PinDialog(Dialog):
         return "break"
 
     def submit(self) -> None:
-        if not self._valid():
+        if not self._valid() or not self.armed:
             self.root.bell()
             return
         self.finish({"result": "ok", "pin": self.pin.get()})

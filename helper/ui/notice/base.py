@@ -26,6 +26,8 @@ log = logging.getLogger(__name__)
 class Notice(Dialog):
     """A Dialog whose answers are notice results and that waits unless told otherwise."""
 
+    #: a notice's buttons grant nothing (renew, change the PIN, close): no input delay
+    guarded = False
     #: the body's width inside its padding (the dialog's minimum width)
     ROOM = MIN_WIDTH - 48
 

@@ -15,11 +15,11 @@ from tests.support.dialogs import HALL, consent_request
 @pytest.mark.parametrize(
     ("keys", "expected"),
     [
-        ((), ConsentChoice.ONCE),
-        (("Tab",), ConsentChoice.ALWAYS),
-        (("Tab", "Tab"), ConsentChoice.DENY),
+        ((), ConsentChoice.DENY),  # Enter never allows: the refusal is the default
+        (("shift+Tab",), ConsentChoice.ALWAYS),
+        (("shift+Tab", "shift+Tab"), ConsentChoice.ONCE),
     ],
-    ids=["enter-once", "tab-always", "tab-tab-deny"],
+    ids=["enter-deny", "back-always", "back-back-once"],
 )
 def test_keyboard_choices(desk: Desktop, keys: tuple[str, ...], expected: ConsentChoice) -> None:
     def steps() -> None:
@@ -59,13 +59,14 @@ def test_escape_cancels(desk: Desktop) -> None:
 
 
 def test_no_always_button_when_not_allowed(desk: Desktop) -> None:
-    """Without 始终允许 the tab order is 允许一次 → 拒绝."""
+    """Without 始终允许 the buttons are 允许一次 → 拒绝: one step back from the
+    focused 拒绝 is 允许一次."""
     text = "公积金提取申请\n申请人：张三\n金额：12,000.00 元\n" + "明细行 detail line\n" * 40
 
     def steps() -> None:
         desk.wait_window()
         desk.screenshot("consent-sign-text")
-        desk.key("Tab", "Return")
+        desk.key("shift+Tab", "Return")
 
     request = consent_request(
         operation="sign.data",
@@ -74,7 +75,7 @@ def test_no_always_button_when_not_allowed(desk: Desktop) -> None:
         data_sha256=hashlib.sha256(text.encode()).hexdigest(),
         allow_always=False,
     )
-    assert desk.drive(desk.prompter().ask_consent(request), steps) is ConsentChoice.DENY
+    assert desk.drive(desk.prompter().ask_consent(request), steps) is ConsentChoice.ONCE
 
 
 def test_sign_digest_only_allow_once(desk: Desktop) -> None:
@@ -83,7 +84,7 @@ def test_sign_digest_only_allow_once(desk: Desktop) -> None:
     def steps() -> None:
         desk.wait_window()
         desk.screenshot("consent-sign-digest")
-        desk.key("Return")
+        desk.key("shift+Tab", "Return")
 
     request = consent_request(
         origin=HALL,
@@ -118,7 +119,7 @@ def test_connect_request(desk: Desktop) -> None:
     def steps() -> None:
         desk.wait_window()
         desk.screenshot("consent-connect")
-        desk.key("Tab", "Return")
+        desk.key("shift+Tab", "Return")
 
     request = consent_request(operation="connect", cert_subject=None, cert_issuer=None)
     assert desk.drive(desk.prompter().ask_consent(request), steps) is ConsentChoice.ALWAYS
@@ -126,7 +127,7 @@ def test_connect_request(desk: Desktop) -> None:
 
 def test_renewal_confirmation_shows_its_details(desk: Desktop) -> None:
     """The write confirmation lists what will happen, one row per detail: the
-    window grows by those rows, and Enter (允许一次) confirms."""
+    window grows by those rows; Enter on 允许一次 confirms."""
     details = (
         ("新证书序列号 (New serial)", "7A3F0C21D4E5B6A7"),
         ("新有效期 (New validity)", "2026-11-26 21:00 至 (to) 2027-12-01 21:00"),
@@ -149,7 +150,7 @@ def test_renewal_confirmation_shows_its_details(desk: Desktop) -> None:
             heights[name] = desk.geometry(wid)[3]
             if name == "details":
                 desk.screenshot("consent-renewal-install")
-            desk.key("Return")
+            desk.key("shift+Tab", "Return")
 
         assert desk.drive(desk.prompter().ask_consent(request), steps) is ConsentChoice.ONCE
     assert heights["details"] >= heights["plain"] + 5 * 18  # five more rows
