@@ -206,7 +206,7 @@ class SkfLibrary:
     def __init__(self, path: str | os.PathLike[str], *, native_long: bool = False) -> None:
         self.path = os.fspath(path)
         self.abi = abi.abi_for(native_long)
-        if not os.path.exists(self.path):
+        if os.sep in self.path and not os.path.exists(self.path):  # a bare soname is searched
             raise E.ModuleLoadFailed(detail=f"{self.path}: no such file")
         try:
             self._dll = ctypes.CDLL(self.path)
@@ -244,6 +244,13 @@ class SkfLibrary:
 
     def has(self, name: str) -> bool:
         return name in self._functions
+
+    def raw(self, name: str) -> Any:
+        """The ctypes function with its prototype, for tests and diagnostics of the ABI itself
+        (return codes unmapped)."""
+        if name not in self._functions:
+            raise E.MechanismUnsupported(detail=f"{os.path.basename(self.path)} lacks {name}")
+        return self._functions[name]
 
     def _call(self, name: str, *args: Any) -> int:
         function = self._functions.get(name)

@@ -54,6 +54,7 @@ struct dev {
     char path[PATH_MAX];
     dev_t st_dev;
     ino_t st_ino;
+    int removed; /* seen gone once: stays gone, as a re-plugged key needs a new connection */
 };
 
 struct app {
@@ -170,17 +171,22 @@ static int list_devices(struct names *names, char *root, size_t root_size)
     return list_dirs_with(root, DEVICE_FILE, names);
 }
 
-static int dev_alive(const struct dev *dev)
+static int dev_alive(struct dev *dev)
 {
     struct stat st;
     char conf[PATH_MAX];
-    if (stat(dev->path, &st) != 0 || st.st_ino != dev->st_ino || st.st_dev != dev->st_dev)
+    if (dev->removed)
         return 0;
-    return path_join(conf, sizeof conf, dev->path, DEVICE_FILE) == 0 && is_regular_file(conf);
+    if (stat(dev->path, &st) != 0 || st.st_ino != dev->st_ino || st.st_dev != dev->st_dev
+        || path_join(conf, sizeof conf, dev->path, DEVICE_FILE) != 0 || !is_regular_file(conf)) {
+        dev->removed = 1;
+        return 0;
+    }
+    return 1;
 }
 
 /* after a failed file operation: was it the device that went away? */
-static ULONG io_error(const struct dev *dev, ULONG otherwise)
+static ULONG io_error(struct dev *dev, ULONG otherwise)
 {
     return dev_alive(dev) ? otherwise : SAR_DEVICE_REMOVED;
 }
@@ -1091,7 +1097,7 @@ static ULONG open_container(HAPPLICATION hApp, LPSTR szName, HCONTAINER *phConta
     return open_con_handle(slot->id, szName, path, phContainer);
 }
 
-static ULONG read_container_type(const struct con *con, const struct dev *dev, ULONG *type)
+static ULONG read_container_type(const struct con *con, struct dev *dev, ULONG *type)
 {
     char conf[PATH_MAX];
     struct kv kv;
@@ -1103,7 +1109,7 @@ static ULONG read_container_type(const struct con *con, const struct dev *dev, U
     return SAR_OK;
 }
 
-static ULONG write_container_type(const struct con *con, const struct dev *dev, ULONG type)
+static ULONG write_container_type(const struct con *con, struct dev *dev, ULONG type)
 {
     char conf[PATH_MAX];
     struct kv kv;
@@ -1128,7 +1134,7 @@ static ULONG get_container_type(HCONTAINER hCon, ULONG *type)
 
 /* the key pair of a container (sign: 1 signing, 0 encryption), cached while its file is
  * unchanged; SAR_KEYNOTFOUNTERR when there is none */
-static ULONG load_key(struct con *con, const struct dev *dev, int sign, EVP_PKEY **out)
+static ULONG load_key(struct con *con, struct dev *dev, int sign, EVP_PKEY **out)
 {
     char path[PATH_MAX];
     struct stat st;
@@ -1166,7 +1172,7 @@ static ULONG load_key(struct con *con, const struct dev *dev, int sign, EVP_PKEY
 }
 
 /* write a key pair into a container whose type allows it, and set the type */
-static ULONG store_key(struct con *con, const struct dev *dev, const struct app *app, int sign,
+static ULONG store_key(struct con *con, struct dev *dev, const struct app *app, int sign,
                        EVP_PKEY *key)
 {
     ULONG type, want = key_kind_of(key) == KEY_SM2 ? SKF_CONTAINER_TYPE_ECC : SKF_CONTAINER_TYPE_RSA;
