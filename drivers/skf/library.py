@@ -88,6 +88,8 @@ OPTIONAL = (
     "SOFTSKF_ImportKeyPairPEM",
 )
 _BUFFER_RETRIES = 4
+_CERT_BUFFER = 8192  # one call for any usual certificate
+_RSA_SIGNATURE_BUFFER = 512  # RSA-4096
 _PIN_ERRORS = (Sar.PIN_INCORRECT, Sar.PIN_LOCKED)
 
 
@@ -266,11 +268,17 @@ class SkfLibrary:
     def _ulong(self, value: int = 0) -> Any:
         return self.abi.ulong(value)
 
-    def _negotiate(self, name: str, call: Callable[[Any, Any], int]) -> bytes:
+    def _negotiate(
+        self, name: str, call: Callable[[Any, Any], int], first_size: int | None = None
+    ) -> bytes:
         """The standard's two-step output: NULL buffer for the size, then the data. Retries
-        when the data grew in between (SAR_BUFFER_TOO_SMALL with the new size)."""
-        size = self._ulong()
-        self._check(name, call(None, ctypes.byref(size)))
+        when the data grew in between (SAR_BUFFER_TOO_SMALL with the new size).
+
+        With ``first_size`` the first call already brings a buffer of that size, so a
+        signature is not computed twice by libraries that sign to learn the length."""
+        size = self._ulong(first_size or 0)
+        if first_size is None:
+            self._check(name, call(None, ctypes.byref(size)))
         for _ in range(_BUFFER_RETRIES):
             needed = int(size.value)
             if needed == 0:
@@ -285,6 +293,7 @@ class SkfLibrary:
         raise E.DeviceError(detail=f"{name}: the buffer size kept changing")
 
     def _name_in(self, raw: bytes) -> str:
+        raw = raw.split(b"\0", 1)[0]
         text = decode_text(raw)
         with self._names_lock:
             self._raw_names[text] = raw
@@ -488,6 +497,7 @@ class SkfLibrary:
             der = self._negotiate(
                 "SKF_ExportCertificate",
                 lambda buf, size: self._call("SKF_ExportCertificate", con, flag, buf, size),
+                first_size=_CERT_BUFFER,
             )
         except E.ObjectNotFound:
             return None
@@ -561,6 +571,7 @@ class SkfLibrary:
         return self._negotiate(
             "SKF_RSASignData",
             lambda buf, size: self._call("SKF_RSASignData", con, payload, len(data), buf, size),
+            first_size=_RSA_SIGNATURE_BUFFER,
         )
 
     def ecc_verify(
