@@ -67,7 +67,9 @@ def test_asan_is_awake_in_a_python_child(asan_env: dict[str, str], skf: Skf) -> 
     )
     assert done.returncode == 86, done.stdout + done.stderr
     assert "AddressSanitizer: heap-buffer-overflow" in done.stderr
-    assert "get_dev_info" in done.stderr and "no overflow seen" not in done.stdout
+    # the writing frame: symbolized (function) or not (module + offset)
+    assert "SKF_GetDevInfo" in done.stderr or "libsoftskf-asan.so" in done.stderr
+    assert "no overflow seen" not in done.stdout
 
 
 @pytest.mark.slow
