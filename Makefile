@@ -14,11 +14,11 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_RUNTIME := softhsm2 opensc openssl libnss3-tools python3-tk fonts-noto-cjk \
                xdg-utils desktop-file-utils \
                gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 \
-               libgirepository1.0-dev libcairo2-dev pkg-config gcc python3-dev
+               libgirepository1.0-dev libcairo2-dev pkg-config gcc python3-dev libssl-dev
 # real windows under Xvfb, and Debian's Chromium for the browser tests (never a downloaded one)
-APT_TEST    := xvfb xdotool x11-utils imagemagick chromium trayer dbus
+APT_TEST    := xvfb xdotool x11-utils imagemagick chromium trayer dbus valgrind
 
-.PHONY: demo demo-reset test deps venv venv-test demo-token lint bench clean help
+.PHONY: demo demo-reset test deps venv venv-test demo-token lint bench clean help softskf
 
 help:
 	@echo "make demo   — set up and run certhelper on the built-in demo token"
@@ -51,17 +51,21 @@ venv: deps $(PY)
 	$(PY) -m pip install -q -e .
 	$(PY) -m pip install -q -e '.[tray]' || echo "no PyGObject: the tray falls back to Xorg (no menu)"
 
-venv-test: deps $(PY)
+# the soft SKF (GM/T 0016) key for the SM2 tests and the demo's SM2 device
+softskf: deps
+	$(MAKE) -C softhsm-fixtures/softskf
+
+venv-test: deps $(PY) softskf
 	$(PY) -m pip install -q -e '.[test,tray]'
 
 # The demo token lives in the user's data dir; it is built once and kept.
-demo-token: venv
+demo-token: venv softskf
 	@dir=$$($(PY) -c 'from helper.config import demo_dir; print(demo_dir())'); \
 	$(PY) softhsm-fixtures/build.py "$$dir" --profile demo
 
 # A renewal at the demo CA writes to the demo token; this builds it afresh (new keys,
 # the expiring certificate again 5 days from now). Stop `make demo` first.
-demo-reset: venv
+demo-reset: venv softskf
 	@dir=$$($(PY) -c 'from helper.config import demo_dir; print(demo_dir())'); \
 	$(PY) softhsm-fixtures/build.py "$$dir" --profile demo --force
 

@@ -220,3 +220,32 @@ class TokenChanged(CertHelperError):
     message_zh = "USB Key 上的证书已变化，请重新操作"
     message_en = "The certificates on the USB key changed; start again"
     exit_code = 3
+
+
+# --- SKF (GM/T 0016) objects: applications, containers, files ----------------
+
+
+@register
+class ObjectNotFound(CertHelperError):
+    """An SKF application, container, file or certificate the caller named is not there."""
+
+    code = "object_not_found"
+    message_zh = "USB Key 中没有指定的应用、容器或证书"
+    message_en = "The USB key has no such application, container or certificate"
+    exit_code = 5
+
+
+@register
+class ObjectExists(CertHelperError):
+    code = "object_exists"
+    message_zh = "USB Key 中已有同名的应用、容器或文件"
+    message_en = "The USB key already holds an application, container or file of that name"
+    exit_code = 5
+
+
+@register
+class TokenFull(CertHelperError):
+    code = "token_full"
+    message_zh = "USB Key 存储空间已满，或容器数量已达上限"
+    message_en = "The USB key is full or holds as many containers as it can"
+    exit_code = 5

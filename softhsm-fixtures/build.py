@@ -32,9 +32,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-# the repository root, so `drivers` imports without an installed package
+# the repository root, so `drivers` imports without an installed package, and this folder
+# for skf_build (SKF devices and the SM2 PKI, kept out of this file)
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import skf_build
 from asn1crypto import algos as asn1_algos
 from asn1crypto import core as asn1_core
 from asn1crypto import keys as asn1_keys
@@ -186,6 +189,7 @@ class Spec:
     tokens: tuple[TokenSpec, ...]
     certificates: tuple[CertSpec, ...]
     keys: tuple[KeyPairSpec, ...]
+    skf: skf_build.SkfSpec | None = None  # [[skf_device]], [[skf_certificate]], [sm2_ca.*]
 
     def for_profile(self, profile: str) -> Spec:
         if profile not in self.profiles:
@@ -197,6 +201,7 @@ class Spec:
             tokens=tuple(t for t in self.tokens if profile in t.profiles),
             certificates=tuple(c for c in self.certificates if profile in c.profiles),
             keys=tuple(k for k in self.keys if profile in k.profiles),
+            skf=self.skf.for_profile(profile) if self.skf else None,
         )
 
 
@@ -547,7 +552,9 @@ def _unique(names: Iterable[str], what: str) -> None:
 
 def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
     _reject_unknown(
-        data, ("schema", "profiles", "pins", "ca", "token", "certificate", "key"), "spec"
+        data,
+        ("schema", "profiles", "pins", "ca", "token", "certificate", "key", *skf_build.SPEC_KEYS),
+        "spec",
     )
     schema = _get(data, "schema", str, "spec")
     if schema != SPEC_SCHEMA:
@@ -579,7 +586,8 @@ def parse_spec(data: Mapping[str, Any], path: Path) -> Spec:
     root, issuing = parse_ca(cas, "root"), parse_ca(cas, "issuing")
     if root.file == issuing.file:
         raise SpecError("ca: root and issuing need different file names")
-    return Spec(path, profiles, root, issuing, tuple(token_list), certificates, keys)
+    skf = skf_build.parse_skf(sys.modules[__name__], data, profiles, pins)
+    return Spec(path, profiles, root, issuing, tuple(token_list), certificates, keys, skf)
 
 
 def load_spec(path: Path) -> Spec:
@@ -1244,13 +1252,16 @@ def print_summary(outdir: Path, manifest: dict[str, Any], seconds: float) -> Non
         for key in manifest["keys_without_certificate"]:
             if key["token_label"] == token["label"]:
                 print(f"    key  {key['name']:<13} {key['key_type']:<3} (no certificate)")
+    skf_build.print_summary(manifest)
 
 
 # --------------------------------------------------------------------------------------------
 # Main
 
 
-def build(outdir: Path, spec: Spec, profile: str, module: str) -> dict[str, Any]:
+def build(
+    outdir: Path, spec: Spec, profile: str, module: str, skf_library: Path | None = None
+) -> dict[str, Any]:
     now = datetime.now(UTC).replace(microsecond=0)
     conf = write_softhsm_conf(outdir)
     os.environ["SOFTHSM2_CONF"] = str(conf.resolve())
@@ -1278,6 +1289,9 @@ def build(outdir: Path, spec: Spec, profile: str, module: str) -> dict[str, Any]
         "certificates": [certificate_entry(c) for c in certificates],
         "keys_without_certificate": [key_entry(k) for k in keys],
     }
+    if spec.skf is not None and spec.skf.devices and skf_library is not None:
+        core = sys.modules[__name__]
+        manifest["skf"] = skf_build.build_skf(core, outdir, spec.skf, issuing, now, skf_library)
     write_manifest(outdir, manifest)
     return manifest
 
@@ -1300,6 +1314,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--force", action="store_true", help="delete OUTDIR and rebuild")
     parser.add_argument("--module", help="PKCS#11 module (default: SOFTHSM2_MODULE or SoftHSM)")
+    parser.add_argument(
+        "--skf-library", help="libsoftskf.so (default: SOFTSKF_LIBRARY, else build softskf/)"
+    )
     return parser.parse_args(argv)
 
 
@@ -1313,14 +1330,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         spec = load_spec(args.spec).for_profile(args.profile)
         module = resolve_module(args.module)
+        skf_library = None
+        if spec.skf is not None and spec.skf.devices:
+            skf_library = skf_build.resolve_library(args.skf_library)
         if not prepare_outdir(outdir, args.force):
             _report_existing(outdir, args.profile)
             return 0
-        manifest = build(outdir, spec, args.profile, module)
+        manifest = build(outdir, spec, args.profile, module, skf_library)
     except SpecError as exc:
         print(f"build.py: spec error: {exc}", file=sys.stderr)
         return 2
-    except BuildError as exc:
+    except (BuildError, skf_build.SkfBuildError) as exc:
         print(f"build.py: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
