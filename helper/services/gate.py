@@ -25,7 +25,7 @@ from drivers.errors import CertHelperError, PinIncorrect, PinLocked
 from drivers.types import Pin, PinState, SignAlgorithm, TokenInfo
 from helper.cms import build_signed_data
 from helper.domain.pin_policy import INITIAL_PIN
-from helper.errors import ConsentDenied
+from helper.errors import BadParams, ConsentDenied
 from helper.services.audit import AuditLog
 from helper.services.certificates import CertificateCache, NoCertificate
 from helper.services.limits import DialogGuard, GateSettings, PinAttemptsExceeded, SlidingLimit
@@ -136,10 +136,19 @@ class Gate:
             raise ConsentDenied()
 
     async def confirm_signing(
-        self, origin: str, entry: CertEntry, data: bytes, text: str | None
+        self,
+        origin: str,
+        entry: CertEntry,
+        data: bytes,
+        text: str | None,
+        *,
+        encoding: str = "utf-8",
     ) -> None:
-        """The consent dialog that shows what a page wants signed."""
+        """The consent dialog that shows what a page wants signed: the text when the
+        page gives one, always with the size and SHA-256 of the bytes signed. A text
+        is shown only if it *is* the data (its `encoding`), never beside other bytes."""
         assert entry.model is not None
+        check_signing_text(data, text, encoding)
         await self.confirm(
             origin,
             ConsentRequest(
@@ -149,6 +158,7 @@ class Gate:
                 cert_subject=entry.model.subject_cn,
                 cert_issuer=entry.model.issuer_cn,
                 text=text,
+                text_encoding=encoding.upper() if text is not None else None,
                 data_size=len(data),
                 data_sha256=hashlib.sha256(data).hexdigest(),
                 allow_always=False,
@@ -353,3 +363,18 @@ class Gate:
             self.audit_event(origin, operation, record.cert, "internal_error")
             raise
         self.audit_event(origin, operation, record.cert, "ok")
+
+
+def check_signing_text(data: bytes, text: str | None, encoding: str = "utf-8") -> None:
+    """A page's `text` is shown as what is signed, so it must be exactly the data:
+    refused (before any dialog) when the bytes are anything but its encoding."""
+    if text is None:
+        return
+    try:
+        same = text.encode(encoding) == data
+    except UnicodeEncodeError:
+        same = False
+    if not same:
+        raise BadParams(
+            detail=f"'text' is not what would be signed: 'data' must be its {encoding.upper()}"
+        )

@@ -43,6 +43,8 @@ class ConsentRequest:
     cert_issuer: str | None = None
     #: for sign.data: the text the page says it signs (shown), else size and digest
     text: str | None = None
+    #: the codec that turned text into the signed bytes ("UTF-8", "GBK")
+    text_encoding: str | None = None
     data_size: int | None = None
     data_sha256: str | None = None
     #: whether "always" may be offered (never for sign.data: each signature is shown)

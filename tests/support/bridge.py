@@ -26,7 +26,7 @@ from helper.services.limits import GateSettings
 from helper.services.renewal import RenewalService, RenewalSettings
 from helper.services.sessions import SessionTable
 from helper.services.tokens import ModuleStatus
-from tests.support.doubles import AUDIT_KEY, ScriptedPrompter, SharedTokens
+from tests.support.doubles import AUDIT_KEY, ScriptedPrompter, SharedTokens, audit_entries
 from tests.support.tokens import Fixtures
 
 HALL = "http://127.0.0.1:9010"
@@ -46,6 +46,9 @@ class Bridge:
     @property
     def port(self) -> int:
         return self.server.port  # type: ignore[return-value]
+
+    def audit(self) -> list[dict[str, Any]]:
+        return audit_entries(self.state)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"

@@ -12,9 +12,12 @@ printed at the end of the run.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -23,6 +26,7 @@ from typing import Any
 
 import pytest
 
+from helper.services.prompts import ConsentRequest
 from helper.ui.prompter import TkPrompter
 
 TOOLS = {"Xvfb": "xvfb", "xdotool": "xdotool", "xdpyinfo": "x11-utils", "import": "imagemagick"}
@@ -127,6 +131,22 @@ class Desktop:
         assert len(out) == w * h * 3
         return w, h, out
 
+    def shown_texts(self, request: ConsentRequest) -> list[str]:
+        """Every text the consent window for ``request`` shows (labels, buttons, the
+        text box), read from the built widget tree in a child process."""
+        proc = subprocess.run(
+            [sys.executable, "-c", _SHOWN_TEXTS],
+            input=json.dumps(dataclasses.asdict(request)),
+            env=self._env,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        if proc.returncode != 0:
+            raise AssertionError(f"the consent window failed: {proc.stderr[-2000:]}")
+        return list(json.loads(proc.stdout))
+
     # --- prompters -----------------------------------------------------------
 
     def prompter(self, **kwargs: Any) -> TkPrompter:
@@ -212,3 +232,22 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
         terminalreporter.write_line(
             f"window screenshots ({len(_SHOTS)}): {_SHOTS[0].parent}", bold=True
         )
+
+
+_SHOWN_TEXTS = """
+import json, sys
+from helper.ui.dialogs.consent import ConsentDialog
+from helper.ui.dialogs.protocol import parse_consent
+dialog = ConsentDialog(parse_consent(json.loads(sys.stdin.read())), timeout=30)
+dialog.root.update_idletasks()
+texts, todo = [], [dialog.root]
+while todo:
+    w = todo.pop()
+    todo.extend(w.winfo_children())
+    if w.winfo_class() == "Text":
+        texts.append(w.get("1.0", "end-1c"))
+    elif "text" in w.keys() and str(w.cget("text")):
+        texts.append(str(w.cget("text")))
+dialog.root.destroy()
+print(json.dumps(texts, ensure_ascii=False))
+"""

@@ -4,8 +4,10 @@ service that outlives the apps built on it."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from drivers.types import Pin
@@ -61,3 +63,11 @@ class ScriptedPrompter:
 
 #: the audit log's MAC key in tests (the daemon keeps a random one in the keyring)
 AUDIT_KEY = bytes(range(32))
+
+
+def audit_entries(state: Path) -> list[dict[str, Any]]:
+    """The audit log a test bridge wrote under ``state`` (empty if none)."""
+    path = state / "audit.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(x) for x in path.read_text("utf-8").splitlines() if x.strip()]

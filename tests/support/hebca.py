@@ -29,7 +29,7 @@ from helper.services.limits import GateSettings
 from helper.services.renewal import RenewalService, RenewalSettings
 from helper.services.sessions import SessionTable
 from helper.services.tokens import ModuleStatus
-from tests.support.doubles import AUDIT_KEY, ScriptedPrompter, SharedTokens
+from tests.support.doubles import AUDIT_KEY, ScriptedPrompter, SharedTokens, audit_entries
 from tests.support.tokens import Fixtures
 
 HALL = "http://127.0.0.1:9010"  # the demo hall: page_pin = true by default
@@ -77,10 +77,7 @@ class Hebca:
         return ws
 
     def audit(self) -> list[dict[str, Any]]:
-        path = self.state / "audit.jsonl"
-        if not path.exists():
-            return []
-        return [json.loads(x) for x in path.read_text("utf-8").splitlines() if x.strip()]
+        return audit_entries(self.state)
 
     def hebca_audit(self) -> list[dict[str, Any]]:
         return [e for e in self.audit() if str(e.get("operation", "")).startswith("hebca:")]

@@ -236,7 +236,9 @@ class HebcaConnection:
         if session.just_logged_in:
             session.just_logged_in = False
         else:
-            await self.gate.confirm_signing(self.origin, entry, data, text)
+            await self.gate.confirm_signing(
+                self.origin, entry, data, text, encoding=self.options.sign_text_encoding
+            )
         self.gate.sessions.touch(session)
         if cms:
             return await self.gate.sign_cms(entry, data, algorithm, detached=False)

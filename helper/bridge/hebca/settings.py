@@ -19,6 +19,11 @@ class HebcaOriginOptions:
     #: UnUISign without a dialog, after a login on the same connection
     silent_sign: bool = False
 
+    @property
+    def sign_text_encoding(self) -> str:
+        """The codec SignText encodes with (only the two validated values exist)."""
+        return "gbk" if self.text_encoding == "gbk" else "utf-8"
+
 
 def _default_origins(*, demo: bool = False) -> dict[str, HebcaOriginOptions]:
     # the Cangzhou hall collects the PIN in its pages; so does the demo hall, in demo mode

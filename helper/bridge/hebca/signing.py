@@ -25,7 +25,7 @@ functions = FunctionTable()
 async def sign_text(c: HebcaConnection, p: dict[str, Any]) -> dict[str, Any]:
     text = text_param(p.get("signText"), "signText")
     try:
-        data = text.encode("gbk" if c.options.text_encoding.lower() == "gbk" else "utf-8")
+        data = text.encode(c.options.sign_text_encoding)
     except UnicodeEncodeError:
         raise BadParams(detail="the text cannot be encoded as GBK") from None
     entry = await c.by_sha(c.sign)

@@ -13,7 +13,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from drivers.types import SignAlgorithm
 from helper import __version__
 from helper.errors import BadParams
-from helper.services.gate import Gate
+from helper.services.gate import Gate, check_signing_text
 from helper.services.params import b64decode_param
 from helper.services.summary import certificate_summary
 from helper.verify import signed_bytes
@@ -97,6 +97,7 @@ class NativeApi:
             raise BadParams(detail=f"'data' is larger than {MAX_SIGN_BYTES} bytes")
         if text is not None and (not isinstance(text, str) or len(text) > MAX_TEXT_CHARS):
             raise BadParams(detail=f"'text' must be a string of at most {MAX_TEXT_CHARS} chars")
+        check_signing_text(data, text)
         gate = self.gate
         async with gate.audit(origin, "sign.data") as record:
             candidates = await gate.certificates.usable(cert_filter)

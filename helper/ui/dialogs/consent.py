@@ -61,14 +61,21 @@ class ConsentDialog(Dialog):
         text.pack(side="left", fill="both", expand=True)
         scroll.pack(side="right", fill="y")
         self.add_wide(frame, pady=(0, 0))
+        # the bytes behind the text, so a back end's record can be compared with it
         if request.data_size is not None:
+            line = data_size_text(request.data_size)
+            if request.text_encoding:
+                line += f"，{request.text_encoding} 编码 ({request.text_encoding} encoded)"
+            self.add_wide(ttk.Label(self.body, text=line, style="Muted.TLabel"), pady=(2, 0))
+        if request.data_sha256:
             self.add_wide(
                 ttk.Label(
                     self.body,
-                    text=data_size_text(request.data_size),
+                    text="SHA-256 " + group_hex(request.data_sha256).replace("\n", "\n" + " " * 8),
                     style="Muted.TLabel",
+                    font=self.font_mono,
                 ),
-                pady=(2, 0),
+                pady=(0, 0),
             )
 
     def _digest(self, request: ConsentRequest) -> None:

@@ -335,7 +335,8 @@ def test_sessions_end_on_logout_idle_and_other_origin(driver, fixtures, state) -
 
 
 def test_sign_data_consent_shows_text_or_digest(driver, fixtures, state, tmp_path) -> None:
-    data = "单位编号 1301 汇缴 2026-11 金额 12,345.00".encode()
+    text = "单位编号 1301 汇缴 2026-11 金额 12,345.00 元"
+    data = text.encode()
 
     async def go() -> None:
         prompter = ScriptedPrompter(pick=_pick(COMPANY))
@@ -343,11 +344,10 @@ def test_sign_data_consent_shows_text_or_digest(driver, fixtures, state, tmp_pat
             ws = await b.ws()
             await call(ws, "auth.authenticate", {"challenge": challenge()})
             b64 = base64.b64encode(data).decode()
-            raw = await call(
-                ws, "sign.data", {"data": b64, "format": "raw", "text": "汇缴 12,345.00 元"}, rid=2
-            )
+            raw = await call(ws, "sign.data", {"data": b64, "format": "raw", "text": text}, rid=2)
             consent = prompter.calls[-1][1]
-            assert consent.operation == "sign.data" and consent.text == "汇缴 12,345.00 元"
+            assert consent.operation == "sign.data" and consent.text == text
+            assert consent.data_sha256 == hashlib.sha256(data).hexdigest()
             assert consent.cert_subject == COMPANY and not consent.allow_always
             assert prompter.kinds().count("pin") == 1  # no second PIN in the session
             cert = x509.load_der_x509_certificate(base64.b64decode(raw["result"]["certificate"]))
