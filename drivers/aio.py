@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 
 from drivers import errors as E
 from drivers.protocol import TokenDriver
+from drivers.sm2 import DEFAULT_ID
 from drivers.types import (
     CertObject,
     KeyPairSpec,
@@ -67,9 +68,17 @@ class AsyncDriver:
         return self.driver.is_logged_in(serial)
 
     async def sign(
-        self, serial: str, key_id: bytes, data: bytes, algorithm: SignAlgorithm
+        self,
+        serial: str,
+        key_id: bytes,
+        data: bytes,
+        algorithm: SignAlgorithm,
+        *,
+        sm2_id: bytes = DEFAULT_ID,
     ) -> bytes:
-        return await self.run(self.driver.sign, serial, key_id, data, algorithm)
+        return await self.run(
+            lambda: self.driver.sign(serial, key_id, data, algorithm, sm2_id=sm2_id)
+        )
 
     async def change_pin(self, serial: str, old: Pin, new: Pin) -> None:
         await self.run(self.driver.change_pin, serial, old, new)

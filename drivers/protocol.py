@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from drivers.sm2 import DEFAULT_ID
 from drivers.types import (
     CertObject,
     KeyPairSpec,
@@ -67,7 +68,20 @@ class TokenDriver(Protocol):
         """From the driver's own bookkeeping (no library call, any thread)."""
         ...
 
-    def sign(self, serial: str, key_id: bytes, data: bytes, algorithm: SignAlgorithm) -> bytes: ...
+    def sign(
+        self,
+        serial: str,
+        key_id: bytes,
+        data: bytes,
+        algorithm: SignAlgorithm,
+        *,
+        sm2_id: bytes = DEFAULT_ID,
+    ) -> bytes:
+        """A signature over ``data`` (hashed by the driver, never by the caller):
+        PKCS#1 v1.5 for RSA, DER ``SEQUENCE{r, s}`` for ECDSA and SM2. For SM2 the
+        driver computes e = SM3(Z ‖ data) with ``sm2_id`` and the key's public key."""
+        ...
+
     def change_pin(self, serial: str, old: Pin, new: Pin) -> None: ...
     def public_keys(self, serial: str) -> list[PublicKeyObject]: ...
     def generate_key_pair(self, serial: str, spec: KeyPairSpec, label: str) -> PublicKeyObject: ...

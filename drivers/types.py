@@ -23,10 +23,12 @@ class SignAlgorithm(StrEnum):
     RSA_PKCS1_SHA1 = "rsa-pkcs1-sha1"
     ECDSA_SHA256 = "ecdsa-sha256"
     ECDSA_SHA384 = "ecdsa-sha384"
+    #: SM2 over e = SM3(Z ‖ M) with the signer's ID (GM/T 0009); DER SEQUENCE{r, s}
+    SM2_SM3 = "sm2-sm3"
 
     @property
     def hash_name(self) -> str:
-        """The hashlib name of the digest this algorithm signs (sha256, sha1, sha384)."""
+        """The hashlib name of the digest this algorithm signs (sha256, sha1, sha384, sm3)."""
         return self.value.rsplit("-", 1)[1]
 
 

@@ -49,7 +49,7 @@ from cryptography.hazmat.primitives import serialization  # noqa: E402
 from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 
 from drivers import errors as E  # noqa: E402
-from drivers.skf import sm2 as sm2alg  # noqa: E402
+from drivers import sm2 as sm2alg  # noqa: E402
 from drivers.skf.keys import EccPublicKey, RsaPublicKey  # noqa: E402
 from drivers.skf.library import AppHandle, DevHandle, SkfLibrary  # noqa: E402
 from drivers.types import Pin  # noqa: E402

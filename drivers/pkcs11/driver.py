@@ -31,6 +31,7 @@ from drivers.pkcs11.ckraw import RawModule
 from drivers.pkcs11.errors import map_worker_error, pin_state_from_flags
 from drivers.pkcs11.objects import attr, key_object, spki, text
 from drivers.protocol import Capabilities
+from drivers.sm2 import DEFAULT_ID
 from drivers.types import (
     CertObject,
     KeyObject,
@@ -333,10 +334,21 @@ class Pkcs11Driver:
 
     # --- signing -----------------------------------------------------------
 
-    def sign(self, serial: str, key_id: bytes, data: bytes, algorithm: SignAlgorithm) -> bytes:
+    def sign(
+        self,
+        serial: str,
+        key_id: bytes,
+        data: bytes,
+        algorithm: SignAlgorithm,
+        *,
+        sm2_id: bytes = DEFAULT_ID,
+    ) -> bytes:
         """Sign ``data`` (hashed here) with the private key ``key_id``; needs a login.
         ECDSA signatures come back DER-encoded."""
-        return self.worker.call(self._sign, serial, key_id, data, SignAlgorithm(algorithm))
+        algorithm = SignAlgorithm(algorithm)
+        if algorithm is SignAlgorithm.SM2_SM3:
+            raise E.MechanismUnsupported(detail=f"SM2 through {self.module_path}")
+        return self.worker.call(self._sign, serial, key_id, data, algorithm)
 
     def _sign(self, serial: str, key_id: bytes, data: bytes, algorithm: SignAlgorithm) -> bytes:
         login = self._logins.get(serial)

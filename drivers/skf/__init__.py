@@ -4,7 +4,6 @@
 - :mod:`drivers.skf.library` — :class:`SkfLibrary`, one thin typed method per SKF call
 - :mod:`drivers.skf.errors` — every ``SAR_*`` code mapped once to :mod:`drivers.errors`
 - :mod:`drivers.skf.keys` — public key blobs ↔ SubjectPublicKeyInfo, signature blobs
-- :mod:`drivers.skf.sm2` — host-side Z and e for SM2 signing (SKF signs e, not M)
 
 The token driver (``TokenDriver`` over SKF) is built on top of these.
 """

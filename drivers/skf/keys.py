@@ -14,7 +14,8 @@ from typing import Any
 
 from asn1crypto import keys as asn1_keys
 
-from drivers.skf import abi, sm2
+from drivers import sm2
+from drivers.skf import abi
 
 
 def _field_int(field: Any) -> int:

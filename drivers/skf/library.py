@@ -553,7 +553,7 @@ class SkfLibrary:
         return RsaPublicKey.from_blob(blob)
 
     def ecc_sign(self, con: ConHandle, e: bytes) -> tuple[int, int]:
-        """Sign e = SM3(Z ‖ M) (see :mod:`drivers.skf.sm2`) with the signing key: (r, s)."""
+        """Sign e = SM3(Z ‖ M) (see :mod:`drivers.sm2`) with the signing key: (r, s)."""
         if len(e) != 32:
             raise E.BadInput(detail="SKF_ECCSignData signs the 32-byte e = SM3(Z ‖ M)")
         digest = ctypes.create_string_buffer(bytes(e), 32)

@@ -17,7 +17,7 @@ from drivers.skf.keys import (
     signature_to_blob,
 )
 from drivers.skf.library import decode_text, parse_multistring
-from drivers.skf.sm2 import GX, GY
+from drivers.sm2 import GX, GY
 
 # --------------------------------------------------------------------------------------------
 # Layout (#pragma pack(1), 32-bit ULONG)

@@ -1,4 +1,4 @@
-"""drivers.skf.sm2: Z and e against the GM/T 0003.5 example, gmalg and the OpenSSL command line."""
+"""drivers.sm2: Z and e against the GM/T 0003.5 example, gmalg and the OpenSSL command line."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import gmalg
 import pytest
 from asn1crypto import pem
 
-from drivers.skf import sm2
+from drivers import sm2
 from drivers.skf.keys import EccPublicKey
 
 # GM/T 0003.5-2012 (GB/T 32918.5-2017) signature example on the recommended curve.
