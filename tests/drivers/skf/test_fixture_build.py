@@ -24,7 +24,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from drivers.skf import ContainerType, PinType, SkfLibrary, sm2
+from drivers import sm2
+from drivers.skf import ContainerType, PinType, SkfLibrary
 from drivers.skf.keys import EccPublicKey
 from drivers.types import Pin
 from tests.drivers.skf.conftest import (

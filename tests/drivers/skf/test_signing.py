@@ -15,7 +15,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from drivers import errors as E
-from drivers.skf import Sar, sm2
+from drivers import sm2
+from drivers.skf import Sar
 from drivers.skf import abi as skf_abi
 from drivers.skf.keys import EccPublicKey
 from drivers.types import Pin
