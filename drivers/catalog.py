@@ -25,6 +25,8 @@ class CatalogEntry:
     install_hint_en: str
     source: str
     family: str = "pkcs11"
+    #: SKF libraries built with a 64-bit ULONG (``abi = "native-long"`` in the entry)
+    native_long: bool = False
 
 
 def os_key(platform: str | None = None) -> str:
@@ -56,6 +58,7 @@ def load_catalog(platform: str | None = None, text: str | None = None) -> list[C
                 install_hint_en=m.get("install_hint_en", ""),
                 source=m.get("source", ""),
                 family=m.get("family", "pkcs11"),
+                native_long=m.get("abi", "standard") == "native-long",
             )
         )
     return out

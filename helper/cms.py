@@ -2,8 +2,12 @@
 
 The caller supplies ``sign``: it receives the DER of the signed attributes (a SET)
 and returns the raw signature — PKCS#1 v1.5 for RSA, DER ``Ecdsa-Sig-Value`` for
-ECDSA. The hash of the data is computed here; the key only ever signs the
-attributes, so the content never goes to the token.
+ECDSA, DER ``SEQUENCE{r, s}`` for SM2. The hash of the data is computed here; the
+key only ever signs the attributes, so the content never goes to the token.
+
+SM2 follows GM/T 0010 with the RFC 8998 names: digest SM3 (1.2.156.10197.1.401),
+signature SM2-with-SM3 (1.2.156.10197.1.501) over the attributes with the default
+ID ``1234567812345678``; content types stay the PKCS#7 ones, which OpenSSL reads.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from datetime import UTC, datetime
 
 from asn1crypto import algos, cms, x509
 
+from drivers import sm2
 from drivers.errors import BadInput
 from drivers.types import SignAlgorithm
 from helper.domain.certificate import CertificateModel
@@ -29,6 +34,7 @@ _SIGNATURE_ALGORITHMS = {
     SignAlgorithm.RSA_PKCS1_SHA1: "rsassa_pkcs1v15",
     SignAlgorithm.ECDSA_SHA256: "sha256_ecdsa",
     SignAlgorithm.ECDSA_SHA384: "sha384_ecdsa",
+    SignAlgorithm.SM2_SM3: sm2.SM2_WITH_SM3_OID,
 }
 
 _KEY_TYPES = {
@@ -36,7 +42,10 @@ _KEY_TYPES = {
     SignAlgorithm.RSA_PKCS1_SHA1: "RSA",
     SignAlgorithm.ECDSA_SHA256: "EC",
     SignAlgorithm.ECDSA_SHA384: "EC",
+    SignAlgorithm.SM2_SM3: "SM2",
 }
+#: asn1crypto knows no SM3: its OID goes in dotted form
+_DIGEST_OIDS = {"sm3": sm2.SM3_OID}
 
 
 def digest_for(algorithm: SignAlgorithm) -> str:
@@ -76,7 +85,8 @@ def build_signed_data(
     ``signing_time`` defaults to now. The signer certificate is embedded; the
     content is embedded only when ``detached`` is false. Raises
     :class:`CertificateUnreadable` for a bad certificate, :class:`SigningUnsupported`
-    for SM2 and other keys, :class:`BadInput` when ``algorithm`` does not fit the key.
+    for keys no algorithm here fits (Ed25519, DSA…), :class:`BadInput` when ``algorithm``
+    does not fit the key.
     """
     algorithm = SignAlgorithm(algorithm)
     digest_name = digest_for(algorithm)
@@ -101,10 +111,12 @@ def build_signed_data(
     if not isinstance(signature, bytes | bytearray):
         raise TypeError("sign() must return bytes")
     signature = bytes(signature)
-    if model.key_type == "EC":
+    if model.key_type in ("EC", "SM2"):
         _check_ecdsa_der(signature)
 
-    digest_algorithm = algos.DigestAlgorithm({"algorithm": digest_name})
+    digest_algorithm = algos.DigestAlgorithm(
+        {"algorithm": _DIGEST_OIDS.get(digest_name, digest_name)}
+    )
     signer_info = cms.SignerInfo(
         {
             "version": "v1",
@@ -142,7 +154,13 @@ def build_signed_data(
     return cms.ContentInfo({"content_type": "signed_data", "content": signed_data}).dump()
 
 
-_HASHES = {"sha1": "sha1", "sha256": "sha256", "sha384": "sha384", "sha512": "sha512"}
+_HASHES = {
+    "sha1": "sha1",
+    "sha256": "sha256",
+    "sha384": "sha384",
+    "sha512": "sha512",
+    sm2.SM3_OID: "sm3",
+}
 
 
 def verify_signed_data(cms_der: bytes, content: bytes | None = None) -> bool:
@@ -183,9 +201,10 @@ def verify_signed_data(cms_der: bytes, content: bytes | None = None) -> bool:
             ),
             None,
         )
-        name = si["digest_algorithm"]["algorithm"].native
-        if cert is None or name not in _HASHES:
+        oid_name = si["digest_algorithm"]["algorithm"].native
+        if cert is None or oid_name not in _HASHES:
             return False
+        name = _HASHES[oid_name]
         digest = hashlib.new(name, data).digest()
         attrs = si["signed_attrs"]
         if len(attrs):
@@ -195,6 +214,11 @@ def verify_signed_data(cms_der: bytes, content: bytes | None = None) -> bool:
             tbs = attrs.untag().dump(force=True)
         else:
             tbs = data
+        model = CertificateModel.from_der(cert.dump())
+        if model.key_type == "SM2":
+            if not verify_sm2(model.spki_der, tbs, si["signature"].native):
+                return False
+            continue
         key = cx509.load_der_x509_certificate(cert.dump()).public_key()
         h = getattr(hashes, name.upper())()
         try:
@@ -207,3 +231,21 @@ def verify_signed_data(cms_der: bytes, content: bytes | None = None) -> bool:
         except InvalidSignature:
             return False
     return True
+
+
+def verify_sm2(
+    spki_der: bytes, message: bytes, signature_der: bytes, uid: bytes = sm2.DEFAULT_ID
+) -> bool:
+    """An SM2-with-SM3 signature (DER ``SEQUENCE{r, s}``) over ``message`` by the key in
+    ``spki_der``, checked with gmalg (cryptography has no SM2)."""
+    import gmalg
+    from asn1crypto import keys
+
+    try:
+        point = keys.PublicKeyInfo.load(spki_der)["public_key"].native
+        r, s = sm2.signature_from_der(signature_der)
+        sm2.public_point(point)
+    except (ValueError, TypeError, KeyError):
+        return False
+    verifier = gmalg.SM2(pk=bytes(point), uid=uid)
+    return bool(verifier.verify(message, r.to_bytes(32, "big"), s.to_bytes(32, "big")))

@@ -51,6 +51,14 @@ def default_config_path() -> Path:
     return config_dir() / "config.toml"
 
 
+@dataclass(frozen=True)
+class SkfLibrarySetting:
+    """An SKF library file; ``native_long`` when it was built with a 64-bit ULONG."""
+
+    path: str
+    native_long: bool = False
+
+
 @dataclass
 class Config:
     path: Path | None = None
@@ -60,6 +68,10 @@ class Config:
     use_catalog: bool = True
     #: SoftHSM configuration to use (sets SOFTHSM2_CONF before modules load)
     softhsm2_conf: str | None = None
+    #: SKF (GM/T 0016) libraries to load, in addition to the catalog's
+    skf_libraries: list[SkfLibrarySetting] = field(default_factory=list)
+    #: the soft SKF key's device directory (sets SOFTSKF_DIR; tests and the demo)
+    softskf_dir: str | None = None
     log_level: str = "INFO"
     log_to_file: bool = True
     #: seconds a single token operation may take
@@ -125,6 +137,8 @@ _KEYS: dict[str, type | tuple[type, ...]] = {
     "modules": list,
     "use_catalog": bool,
     "softhsm2_conf": str,
+    "skf_libraries": list,
+    "softskf_dir": str,
     "token_timeout": (int, float),
     "renewal_url": str,
 }
@@ -149,6 +163,19 @@ def _check(data: dict[str, Any], path: Path) -> None:
         raise ConfigInvalid(detail=f"{path}: 'renewal_url' must be an http(s):// address")
     if "modules" in data and not all(isinstance(m, str) for m in data["modules"]):
         raise ConfigInvalid(detail=f"{path}: 'modules' must be a list of paths")
+    for entry in data.get("skf_libraries", []):
+        if isinstance(entry, str):
+            continue
+        if (
+            not isinstance(entry, dict)
+            or not isinstance(entry.get("path"), str)
+            or entry.get("abi", "standard") not in ("standard", "native-long")
+            or set(entry) - {"path", "abi"}
+        ):
+            raise ConfigInvalid(
+                detail=f"{path}: 'skf_libraries' holds paths or "
+                '{ path = "...", abi = "standard" | "native-long" }'
+            )
     bridge = data.get("bridge", {})
     if not isinstance(bridge, dict):
         raise ConfigInvalid(detail=f"{path}: [bridge] must be a table")
@@ -246,8 +273,18 @@ def resolve_path(explicit: str | os.PathLike[str] | None) -> tuple[Path, bool]:
     return default_config_path(), False
 
 
+def _skf_setting(base: Path, entry: str | dict[str, str]) -> SkfLibrarySetting:
+    if isinstance(entry, str):
+        return SkfLibrarySetting(str(base / os.path.expanduser(entry)))
+    path = str(base / os.path.expanduser(entry["path"]))
+    return SkfLibrarySetting(path, entry.get("abi") == "native-long")
+
+
 def load_config(
-    explicit: str | os.PathLike[str] | None = None, *, extra_modules: list[str] | None = None
+    explicit: str | os.PathLike[str] | None = None,
+    *,
+    extra_modules: list[str] | None = None,
+    extra_skf: list[str] | None = None,
 ) -> Config:
     path, is_explicit = resolve_path(explicit)
     data: dict[str, Any] = {}
@@ -272,6 +309,10 @@ def load_config(
             str(base / os.path.expanduser(data["softhsm2_conf"]))
             if data.get("softhsm2_conf")
             else None
+        ),
+        skf_libraries=[_skf_setting(base, e) for e in data.get("skf_libraries", [])],
+        softskf_dir=(
+            str(base / os.path.expanduser(data["softskf_dir"])) if data.get("softskf_dir") else None
         ),
         log_level=logging_.get("level", "INFO").upper(),
         log_to_file=logging_.get("file", True),
@@ -307,4 +348,5 @@ def load_config(
     cfg.renewal_window_after_days = renewal.get("window_after_days", 365)
     cfg.renewal_old_certificate = renewal.get("old_certificate", "archive")
     cfg.modules += [os.path.abspath(m) for m in (extra_modules or [])]
+    cfg.skf_libraries += [SkfLibrarySetting(os.path.abspath(m)) for m in (extra_skf or [])]
     return cfg

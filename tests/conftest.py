@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -19,8 +20,11 @@ from drivers.types import Pin
 from tests.support.cli import Cli
 from tests.support.tokens import USER_PIN, Fixtures, build_fixtures, copy_fixtures, softhsm_module
 
+if TYPE_CHECKING:
+    from tests.support.skf import GmKeys
+
 #: renewal_pki / renewal_token: one session build shared by every suite
-pytest_plugins = ["tests.support.renewal", "tests.support.desktop"]
+pytest_plugins = ["tests.support.renewal", "tests.support.desktop", "tests.support.skf"]
 
 
 @pytest.fixture(scope="session")
@@ -64,6 +68,14 @@ def fresh_cli(fresh_tokens: Fixtures, tmp_path: Path, module_path: str) -> Cli:
     home = tmp_path / "home"
     home.mkdir()
     return Cli(fresh_tokens, home, module_path)
+
+
+@pytest.fixture
+def gm_cli(fixtures: Fixtures, gm_keys: GmKeys, tmp_path: Path, module_path: str) -> Cli:
+    """CLI on the session's SoftHSM tokens and a private copy of the soft SKF keys."""
+    home = tmp_path / "home"
+    home.mkdir()
+    return Cli(fixtures, home, module_path, skf=gm_keys)
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ from cryptography.x509.oid import NameOID
 from drivers.errors import BadInput
 from drivers.types import SignAlgorithm
 from helper.cms import build_signed_data, digest_for
-from helper.errors import CertificateUnreadable, SigningUnsupported
+from helper.errors import CertificateUnreadable
 
 DATA = "河北省网上办事大厅 登录挑战 nonce=8c1f\n".encode() + bytes(range(256))
 SIGNING_TIME = datetime(2025, 5, 6, 7, 8, 9, tzinfo=UTC)
@@ -379,14 +379,14 @@ def test_unreadable_certificate():
         )
 
 
-def test_sm2_certificate_cannot_sign(ec_signer):
+def test_sm2_certificate_takes_sm2_only(ec_signer):
     # same-length DER of the two curve OIDs: P-256 becomes sm2p256v1 (signature now bogus)
     p256 = bytes.fromhex("06082a8648ce3d030107")
     sm2 = bytes.fromhex("06082a811ccf5501822d")
     assert ec_signer.cert_der.count(p256) == 1
     sm2_der = ec_signer.cert_der.replace(p256, sm2)
 
-    with pytest.raises(SigningUnsupported):
+    with pytest.raises(BadInput, match="does not fit a SM2"):
         build_signed_data(DATA, sm2_der, lambda b: b"", algorithm=SignAlgorithm.ECDSA_SHA256)
 
 

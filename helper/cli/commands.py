@@ -15,7 +15,7 @@ from drivers.types import PinState
 from helper.cli import render
 from helper.cli.prompts import PinReader
 from helper.config import Config
-from helper.domain.presentation import pin_state_text, to_pem
+from helper.domain.presentation import to_pem, token_state_text
 from helper.errors import Cancelled
 from helper.services import operations
 from helper.services.summary import certificate_summary, list_document
@@ -76,7 +76,10 @@ def cmd_change_pin(args: argparse.Namespace, config: Config, factory: Factory) -
     try:
         driver, token = service.find_token(args.token)
         info = driver.token_info(token.serial)
-        print(f"USB Key: {info.label} ({info.serial})  {pin_state_text(info.pin_state)}")
+        state = token_state_text(
+            info.pin_state, info.pin_retries_left, info.pin_max_retries, info.pin_is_default
+        )
+        print(f"USB Key: {info.label} ({info.serial})  {state}")
         if info.pin_state is PinState.LOCKED:
             raise PinLocked(detail=info.label)
         render.warn_pin_state(info.pin_state)
@@ -113,10 +116,11 @@ def _confirm(question: str) -> bool:
 
 def _report_state_after_failure(driver: TokenDriver, serial: str) -> None:
     try:
-        state = driver.token_info(serial).pin_state
+        t = driver.token_info(serial)
     except CertHelperError:
         return
-    print(f"当前密码状态 (PIN state now): {pin_state_text(state)}", file=sys.stderr)
+    state = token_state_text(t.pin_state, t.pin_retries_left, t.pin_max_retries, None)
+    print(f"当前密码状态 (PIN state now): {state}", file=sys.stderr)
 
 
 def cmd_sign(args: argparse.Namespace, config: Config, factory: Factory) -> int:
@@ -135,7 +139,14 @@ def cmd_sign(args: argparse.Namespace, config: Config, factory: Factory) -> int:
         else:
             print("请在 USB Key 的密码键盘上输入密码 (enter the PIN on the key's PIN pad)")
         try:
-            out = operations.sign(plan, data, pin, fmt=args.format, detached=not args.attached)
+            out = operations.sign(
+                plan,
+                data,
+                pin,
+                fmt=args.format,
+                detached=not args.attached,
+                sm2_id=args.sm2_id.encode("utf-8"),
+            )
         except CertHelperError:
             _report_state_after_failure(plan.driver, entry.token.serial)
             raise

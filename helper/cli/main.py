@@ -9,13 +9,15 @@ supported (e.g. SM2 signing); 9 doctor found problems; 130 cancelled.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from drivers.errors import CertHelperError
 from helper import __version__
-from helper.config import Config, demo_dir, load_config, log_dir
+from helper.config import Config, SkfLibrarySetting, demo_dir, load_config, log_dir
 from helper.errors import Cancelled, ConfigInvalid
 from helper.logs import setup_logging
 from helper.services.tokens import TokenService
@@ -45,6 +47,13 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         help="加载 PKCS#11 模块 (load a PKCS#11 module; repeatable)",
+    )
+    p.add_argument(
+        "--skf",
+        metavar="PATH",
+        action="append",
+        default=[],
+        help="加载 SKF 国密库 (load a GM/T 0016 SKF library; repeatable)",
     )
     p.add_argument(
         "--demo",
@@ -77,6 +86,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--format", choices=("raw", "cms"), default="raw")
     s.add_argument("--attached", action="store_true", help="CMS with the content inside")
     s.add_argument("--sha1", action="store_true", help="RSA with SHA-1 (legacy backends)")
+    s.add_argument(
+        "--sm2-id",
+        default="1234567812345678",
+        metavar="ID",
+        help="SM2 签名者 ID (distinguishing ID of a raw SM2 signature)",
+    )
     s.add_argument("--pin-stdin", action="store_true", help="read the PIN as one line on stdin")
 
     s = sub.add_parser("doctor", help="检测问题 (check set-up, keys and certificates)")
@@ -139,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def resolve_config(args: argparse.Namespace) -> Config:
-    config = load_config(args.config, extra_modules=args.module)
+    config = load_config(args.config, extra_modules=args.module, extra_skf=args.skf)
     if args.demo:
         from drivers.catalog import installed_modules, load_catalog
 
@@ -151,12 +166,29 @@ def resolve_config(args: argparse.Namespace) -> Config:
         if not softhsm:
             raise ConfigInvalid(detail="SoftHSM 未安装 (softhsm2 is not installed)")
         config.modules, config.use_catalog, config.softhsm2_conf = softhsm[:1], False, str(conf)
+        skf = demo_skf_key(demo_dir())
+        if skf is not None:  # the SM2 key on the soft SKF library (older demo dirs lack it)
+            config.skf_libraries = [SkfLibrarySetting(skf[0])]
+            config.softskf_dir = skf[1]
         root = demo_dir() / "ca" / "root-ca.pem"  # the demo CA's (`certhelper demo-ca`)
         if root.exists() and str(root) not in config.renewal_ca_roots:
             config.renewal_ca_roots.append(str(root))
         if config.renewal_url == Config.renewal_url:  # 证书延期 opens the demo CA
             config.renewal_url = DEMO_CA_URL
     return config
+
+
+def demo_skf_key(directory: Path) -> tuple[str, str] | None:
+    """(SKF library, device directory) of the demo's SM2 key, from the demo build's
+    manifest; None when the demo was built without one."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text("utf-8"))
+        library, devices = manifest["skf"]["library"], manifest["skf"]["dir"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not (isinstance(library, str) and isinstance(devices, str)):
+        return None
+    return (library, devices) if Path(library).is_file() and Path(devices).is_dir() else None
 
 
 def default_service_factory(config: Config) -> TokenService:

@@ -8,9 +8,15 @@ from datetime import datetime
 from typing import Any
 
 from drivers.types import PinState
-from helper.domain.presentation import EXPIRY_TEXT, pin_state_text
+from helper.domain.presentation import (
+    DRIVER_TEXT,
+    EXPIRY_TEXT,
+    USAGE_TEXT,
+    driver_cannot_sign_note,
+    token_state_text,
+)
 from helper.services.summary import iso
-from helper.services.tokens import CertEntry, ModuleStatus, TokenView
+from helper.services.tokens import CertEntry, ModuleStatus, TokenView, driver_signs
 
 
 def warn_pin_state(state: PinState) -> None:
@@ -42,10 +48,17 @@ def print_list(modules: list[ModuleStatus], views: list[TokenView], now: datetim
     if not views:
         print("未检测到 USB Key (no USB key found)")
         return
+    drivers = {m.path: m.driver for m in modules if m.driver is not None}
     for v in views:
         t = v.token
-        print(f"USB Key「{t.label}」 序列号 serial {t.serial}  {t.manufacturer} {t.model}")
-        print(f"  {pin_state_text(t.pin_state)}")
+        driver = DRIVER_TEXT.get(t.family, t.family)
+        print(
+            f"USB Key「{t.label}」 序列号 serial {t.serial}  {t.manufacturer} {t.model} [{driver}]"
+        )
+        print(
+            "  "
+            + token_state_text(t.pin_state, t.pin_retries_left, t.pin_max_retries, t.pin_is_default)
+        )
         if v.error is not None:
             print(f"  ⚠ {v.error.message()}")
         if not v.certificates and not v.keys_without_certificate:
@@ -66,9 +79,13 @@ def print_list(modules: list[ModuleStatus], views: list[TokenView], now: datetim
             print(f"    颁发者 issuer:  {m.issuer_cn}")
             print(f"    有效期至 valid until: {iso(m.not_after)}  {left}  [{EXPIRY_TEXT[state]}]")
             key = "有私钥 has private key" if c.private_key else "无私钥 no private key"
-            print(f"    {_key_desc(c)}  序列号 serial {m.serial_hex}  {key}")
+            usage = USAGE_TEXT[m.usage]
+            print(f"    {_key_desc(c)}  {usage}  序列号 serial {m.serial_hex}  {key}")
             if m.signing_note:
                 print(f"    ⚠ {m.signing_note}")
+            loaded = drivers.get(t.module_path)
+            if m.usage == "sign" and loaded is not None and not driver_signs(loaded, m):
+                print(f"    ⚠ {driver_cannot_sign_note(m.key_type)}")
             if c.archived:
                 print("    已归档：已由延期后的新证书取代 (archived: replaced by its renewal)")
         for k in v.keys_without_certificate:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from drivers.types import PinState
+from drivers.types import PinState, TokenInfo
 from helper.config import Config
 from helper.doctor.checks import (
     DoctorEnv,
@@ -27,7 +27,8 @@ from helper.doctor.checks import (
     usb_findings,
 )
 from helper.domain.expiry import ExpiryState
-from helper.services.tokens import TokenService
+from helper.domain.presentation import DRIVER_TEXT, driver_cannot_sign_note, pin_tries_text
+from helper.services.tokens import TokenService, driver_signs
 
 __all__ = ["DoctorEnv", "Finding", "Level", "run_doctor"]
 
@@ -44,7 +45,10 @@ def _module_findings(service: TokenService) -> list[Finding]:
     out = []
     for m in service.modules:
         if m.error is None:
-            out.append(Finding("ok", "module_loaded", f"已加载驱动 (module loaded): {m.path}"))
+            kind = DRIVER_TEXT.get(m.family, m.family)
+            out.append(
+                Finding("ok", "module_loaded", f"已加载驱动 (module loaded) [{kind}]: {m.path}")
+            )
         else:
             out.append(
                 Finding(
@@ -60,15 +64,18 @@ def _module_findings(service: TokenService) -> list[Finding]:
             Finding(
                 "error",
                 "no_module",
-                "没有可用的 PKCS#11 驱动 (no PKCS#11 module loaded)",
-                "安装 USB Key 厂商驱动或 OpenSC (sudo apt install opensc)，"
-                "或在配置文件 modules 中写明驱动路径 (or list it under `modules` in the config)",
+                "没有可用的 USB Key 驱动 (no PKCS#11 module or SKF library loaded)",
+                "安装 USB Key 厂商驱动或 OpenSC (sudo apt install opensc)，或在配置文件 modules"
+                "（PKCS#11）/ skf_libraries（国密 SKF）中写明驱动路径 "
+                "(or list it under `modules` / `skf_libraries` in the config)",
             )
         )
     return out
 
 
-def _pin_finding(label: str, state: PinState) -> Finding | None:
+def _pin_finding(t: TokenInfo) -> Finding | None:
+    label, state = t.label, t.pin_state
+    tries = pin_tries_text(t.pin_retries_left, t.pin_max_retries)
     if state is PinState.LOCKED:
         return Finding(
             "error",
@@ -80,10 +87,11 @@ def _pin_finding(label: str, state: PinState) -> Finding | None:
         return Finding(
             "warning",
             f"pin_{state.value}",
-            f"「{label}」密码已输错多次 (wrong PINs were entered: {state.value})",
+            f"「{label}」密码已输错多次 (wrong PINs were entered: {state.value})"
+            + (f" — {tries}" if tries else ""),
             "下次请仔细输入；忘记密码请到 CA 办事处重置 (forgot it? reset it at the CA office)",
         )
-    if state is PinState.TO_BE_CHANGED:
+    if state is PinState.TO_BE_CHANGED or t.pin_is_default:
         return Finding(
             "warning",
             "pin_to_be_changed",
@@ -108,9 +116,15 @@ def _token_findings(service: TokenService) -> list[Finding]:
     out = []
     for v in views:
         t = v.token
-        out.append(Finding("ok", "token", f"USB Key「{t.label}」({t.serial}) {t.model}"))
-        if (f := _pin_finding(t.label, t.pin_state)) is not None:
+        kind = DRIVER_TEXT.get(t.family, t.family)
+        tries = pin_tries_text(t.pin_retries_left, t.pin_max_retries)
+        line = f"USB Key「{t.label}」({t.serial}) {t.model} [{kind}]" + (
+            f" {tries}" if tries else ""
+        )
+        out.append(Finding("ok", "token", line))
+        if (f := _pin_finding(t)) is not None:
             out.append(f)
+        driver = service.driver_for(t)
         for c in v.certificates:
             m = c.model
             if m is None:
@@ -142,6 +156,16 @@ def _token_findings(service: TokenService) -> list[Finding]:
             if not m.signing_supported:
                 out.append(
                     Finding("warning", "signing_unsupported", f"证书「{name}」: {m.signing_note}")
+                )
+            elif m.usage == "sign" and not driver_signs(driver, m):
+                out.append(
+                    Finding(
+                        "warning",
+                        "signing_unsupported",
+                        f"证书「{name}」: {driver_cannot_sign_note(m.key_type)}",
+                        "安装 CA 提供的国密 SKF 驱动并在 skf_libraries 中写明 "
+                        "(install the CA's SKF library and list it under skf_libraries)",
+                    )
                 )
             if c.private_key is None:
                 out.append(

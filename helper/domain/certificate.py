@@ -27,7 +27,6 @@ from helper.errors import CertificateUnreadable, SigningUnsupported
 __all__ = [
     "HEBCA_UNIQUE_ID_OID",
     "SM2_CURVE_OID",
-    "SM2_SIGNING_NOTE",
     "CertificateModel",
     "rfc4514_escape",
 ]
@@ -36,7 +35,6 @@ __all__ = [
 HEBCA_UNIQUE_ID_OID = "1.2.156.112586.1.4"
 #: sm2p256v1; also seen (wrongly) as the SPKI algorithm OID itself
 SM2_CURVE_OID = "1.2.156.10197.1.301"
-SM2_SIGNING_NOTE = "暂不支持国密 SM2 证书签名 (SM2 signing not supported yet)"
 
 _ATTR_SHORT_NAMES = {
     "2.5.4.3": "CN",
@@ -300,8 +298,8 @@ def _signing_support(key: _KeyInfo) -> tuple[bool, str | None]:
         return True, None
     if key.key_type == "EC" and key.curve in _SIGNABLE_CURVES:
         return True, None
-    if key.key_type == "SM2":
-        return False, SM2_SIGNING_NOTE
+    if key.key_type == "SM2":  # signed by the key's driver when it speaks SM2 (SKF, vendors)
+        return True, None
     if key.key_type == "EC":
         curve = key.curve or "explicit parameters"
         return False, (
@@ -427,10 +425,18 @@ class CertificateModel:
         wanted = ("key_encipherment", "data_encipherment", "key_agreement")
         return any(u in self.key_usage for u in wanted)
 
+    @property
+    def usage(self) -> str:
+        """ "sign", "enc" (the encryption half of a 双证书 pair) or "other"."""
+        if self.is_signing_cert:
+            return "sign"
+        return "enc" if self.is_encryption_cert else "other"
+
     def public_key(self) -> PublicKeyTypes:
-        """The cryptography public key; :class:`SigningUnsupported` for SM2 and the unknown."""
+        """The cryptography public key; :class:`SigningUnsupported` for SM2 (cryptography
+        cannot load SM2 keys: use :attr:`spki_der`) and the unknown."""
         if self.key_type in ("SM2", "unknown"):
-            raise SigningUnsupported(detail=self.signing_note)
+            raise SigningUnsupported(detail=self.signing_note or f"{self.key_type} public key")
         try:
             return load_der_public_key(self.spki_der)
         except (ValueError, UnsupportedAlgorithm) as exc:

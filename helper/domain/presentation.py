@@ -29,7 +29,46 @@ def pin_state_text(state: PinState) -> str:
     return PIN_STATE_TEXT[state]
 
 
+def pin_tries_text(left: int | None, most: int | None) -> str:
+    """The exact tries left, where the key tells them (SKF); "" otherwise."""
+    if left is None:
+        return ""
+    if left == 0:
+        return "密码已锁定，剩余 0 次 (PIN locked, no tries left)"
+    of = f"/{most}" if most else ""
+    return f"密码剩余 {left}{of} 次尝试 ({left}{of} PIN tries left)"
+
+
+def token_state_text(
+    state: PinState, left: int | None, most: int | None, is_default: bool | None
+) -> str:
+    """One line for a key's PIN: its state, the exact tries when known, and a reminder
+    when the PIN is still the issuer's initial one."""
+    parts = [pin_state_text(state)]
+    tries = pin_tries_text(left, most)
+    if tries and state is not PinState.LOCKED:
+        parts.append(tries)
+    if is_default:
+        parts.append("仍是初始密码，请修改 (still the initial PIN: please change it)")
+    return "  ".join(parts)
+
+
+#: what a certificate is for, as lists show it (the dual-certificate 双证书 halves)
+USAGE_TEXT = {"sign": "签名 (signing)", "enc": "加密 (encryption)", "other": "其他 (other)"}
+
+DRIVER_TEXT = {"pkcs11": "PKCS#11", "skf": "国密 SKF (GM/T 0016)"}
+
+
 def to_pem(der: bytes) -> str:
     """A certificate as PEM text (64-character lines)."""
     body = "\n".join(textwrap.wrap(base64.b64encode(der).decode(), 64))
     return f"-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----\n"
+
+
+def driver_cannot_sign_note(key_type: str) -> str:
+    """A certificate whose key the loaded driver cannot sign with (an SM2 key read
+    through a PKCS#11 module without SM2)."""
+    return (
+        f"该 USB Key 驱动不支持 {key_type} 签名，请使用 CA 提供的国密 SKF 驱动 "
+        f"(this key's driver cannot make {key_type} signatures; use the CA's SKF library)"
+    )

@@ -9,8 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from drivers.errors import KeyNotFound, PinLocked
+from drivers.errors import BadInput, KeyNotFound, PinLocked
 from drivers.protocol import TokenDriver
+from drivers.sm2 import DEFAULT_ID as DEFAULT_SM2_ID
+from drivers.sm2 import MAX_ID_BYTES as MAX_SM2_ID_BYTES
 from drivers.types import Pin, PinState, SignAlgorithm, TokenInfo
 from helper.cms import build_signed_data
 from helper.domain.pin_policy import PolicyResult, check_confirmation, check_new_pin, raise_for
@@ -61,15 +63,22 @@ def sign(
     *,
     fmt: SignFormat = "raw",
     detached: bool = True,
+    sm2_id: bytes = DEFAULT_SM2_ID,
 ) -> bytes:
-    """Log in, sign ``data`` (raw signature or CMS SignedData), log out."""
+    """Log in, sign ``data`` (raw signature or CMS SignedData), log out. ``sm2_id`` is
+    the SM2 distinguishing ID of a raw SM2 signature; CMS always uses the default
+    one (GM/T 0010), so any other is refused before the PIN is tried."""
     driver, entry, algorithm = plan.driver, plan.entry, plan.algorithm
     assert entry.model is not None
+    if fmt != "raw" and sm2_id != DEFAULT_SM2_ID:
+        raise BadInput(detail="a CMS signature uses the default SM2 ID 1234567812345678")
+    if not 0 < len(sm2_id) <= MAX_SM2_ID_BYTES:
+        raise BadInput(detail=f"the SM2 ID holds 1..{MAX_SM2_ID_BYTES} bytes")
     serial, key_id = entry.token.serial, entry.obj.key_id
     driver.login(serial, pin)
     try:
         if fmt == "raw":
-            return driver.sign(serial, key_id, data, algorithm)
+            return driver.sign(serial, key_id, data, algorithm, sm2_id=sm2_id)
         return build_signed_data(
             data,
             entry.model.der,

@@ -10,8 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from drivers.protocol import TokenDriver
 from drivers.types import KeyObject, TokenInfo
-from helper.services.tokens import CertEntry, ModuleStatus, TokenView
+from helper.domain.presentation import driver_cannot_sign_note
+from helper.services.tokens import CertEntry, ModuleStatus, TokenView, driver_signs
 
 LIST_SCHEMA = "certhelper-list/1"
 
@@ -31,10 +33,18 @@ def token_summary(t: TokenInfo) -> dict[str, Any]:
         "pin_min_len": t.pin_min_len,
         "pin_max_len": t.pin_max_len,
         "protected_auth_path": t.protected_auth_path,
+        "driver": t.family,
+        "pin_retries_left": t.pin_retries_left,
+        "pin_max_retries": t.pin_max_retries,
+        "pin_is_default": t.pin_is_default,
     }
 
 
-def certificate_summary(c: CertEntry, now: datetime) -> dict[str, Any]:
+def certificate_summary(
+    c: CertEntry, now: datetime, *, driver_signs: bool = True
+) -> dict[str, Any]:
+    """``driver_signs``: the loaded driver can make this key's signature (an SM2 key
+    read through a PKCS#11 module without SM2 cannot)."""
     out: dict[str, Any] = {
         "id": c.id,
         "token_serial": c.token.serial,
@@ -43,6 +53,7 @@ def certificate_summary(c: CertEntry, now: datetime) -> dict[str, Any]:
         "key_id": c.obj.key_id.hex(),
         "readable": c.readable,
         "has_private_key": c.private_key is not None,
+        "driver": c.token.family,
         "archived": c.archived,
     }
     m = c.model
@@ -63,8 +74,10 @@ def certificate_summary(c: CertEntry, now: datetime) -> dict[str, Any]:
             "curve": m.curve,
             "key_usage": list(m.key_usage),
             "extended_key_usage": list(m.extended_key_usage),
-            "signing_supported": m.signing_supported,
-            "signing_note": m.signing_note,
+            "signing_supported": m.signing_supported and driver_signs,
+            "signing_note": m.signing_note
+            or (None if driver_signs else driver_cannot_sign_note(m.key_type)),
+            "usage": m.usage,
             "hebca_unique_id": m.hebca_unique_id,
             "sha256": m.sha256,
         }
@@ -89,6 +102,7 @@ def module_summary(m: ModuleStatus) -> dict[str, Any]:
         "source": m.source,
         "loaded": m.driver is not None,
         "description": getattr(m.driver, "library_description", "") if m.driver else "",
+        "driver": m.family,
         "error": m.error.to_dict() if m.error else None,
     }
 
@@ -96,6 +110,7 @@ def module_summary(m: ModuleStatus) -> dict[str, Any]:
 def list_document(
     modules: list[ModuleStatus], views: list[TokenView], now: datetime
 ) -> dict[str, Any]:
+    drivers = {m.path: m.driver for m in modules if m.driver is not None}
     return {
         "schema": LIST_SCHEMA,
         "generated_at": iso(now),
@@ -104,8 +119,19 @@ def list_document(
             token_summary(v.token) | {"error": v.error.to_dict() if v.error else None}
             for v in views
         ],
-        "certificates": [certificate_summary(c, now) for v in views for c in v.certificates],
+        "certificates": [
+            certificate_summary(c, now, driver_signs=_signs(drivers, c))
+            for v in views
+            for c in v.certificates
+        ],
         "keys_without_certificate": [
             key_summary(v.token, k) for v in views for k in v.keys_without_certificate
         ],
     }
+
+
+def _signs(drivers: dict[str, TokenDriver], c: CertEntry) -> bool:
+    loaded = drivers.get(c.token.module_path)
+    if loaded is None or c.model is None or c.model.usage != "sign":
+        return True  # nothing to say beyond the certificate's own note
+    return driver_signs(loaded, c.model)

@@ -126,9 +126,19 @@ def algorithm_for(model: CertificateModel, *, legacy_sha1: bool = False) -> Sign
     """The signature algorithm for a certificate's key type."""
     if model.key_type == "RSA":
         return SignAlgorithm.RSA_PKCS1_SHA1 if legacy_sha1 else SignAlgorithm.RSA_PKCS1_SHA256
+    if model.key_type == "SM2":
+        return SignAlgorithm.SM2_SM3  # SM3 is its hash whatever a legacy page asks
     if model.key_type == "EC" and model.signing_supported and model.key_bits in _EC_ALGORITHM:
         return _EC_ALGORITHM[model.key_bits]
     raise SigningUnsupported(detail=f"{model.key_type} {model.curve or ''}".strip())
+
+
+def driver_signs(driver: TokenDriver, model: CertificateModel) -> bool:
+    """The driver makes the signature this certificate's key needs."""
+    try:
+        return algorithm_for(model) in driver.capabilities.algorithms
+    except SigningUnsupported:
+        return False
 
 
 class TokenService:
@@ -155,10 +165,17 @@ class TokenService:
         a library that fails to load is recorded with its error, not fatal."""
         if config.softhsm2_conf and "SOFTHSM2_CONF" not in os.environ:
             os.environ["SOFTHSM2_CONF"] = config.softhsm2_conf  # read at C_Initialize
+        if config.softskf_dir and "SOFTSKF_DIR" not in os.environ:
+            os.environ["SOFTSKF_DIR"] = config.softskf_dir  # read by libsoftskf on every call
         factory = driver_factory or (
-            lambda req, timeout: get_driver(req.path, family=req.family, timeout=timeout)
+            lambda req, timeout: get_driver(
+                req.path, family=req.family, timeout=timeout, native_long=req.native_long
+            )
         )
         explicit = [LibraryRequest("pkcs11", p, "config") for p in config.modules]
+        explicit += [
+            LibraryRequest("skf", s.path, "config", s.native_long) for s in config.skf_libraries
+        ]
         statuses: list[ModuleStatus] = []
         for req in requested_libraries(explicit, use_catalog=config.use_catalog):
             status = ModuleStatus(path=req.path, source=req.source, family=req.family)

@@ -52,7 +52,7 @@ def test_list_text_shows_chinese_names_and_days_left(cli: Cli) -> None:
     assert "已过期" in r.stdout
     assert "证书无法读取" in r.stdout  # the corrupt object is listed, not dropped
     assert "私钥无证书" in r.stdout
-    assert "暂不支持国密 SM2" in r.stdout
+    assert "该 USB Key 驱动不支持 SM2 签名" in r.stdout  # the SM2 certificate on SoftHSM
 
 
 def test_list_json_schema_and_contents(cli: Cli) -> None:

@@ -8,9 +8,12 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tests.support.tokens import Fixtures
+
+if TYPE_CHECKING:
+    from tests.support.skf import GmKeys
 
 
 @dataclass
@@ -27,14 +30,22 @@ class Cli:
     """Runs `certhelper` in a child process against a given token directory,
     with HOME and the XDG dirs inside tmp so logs and state stay in the test."""
 
-    def __init__(self, fx: Fixtures, home: Path, module: str) -> None:
+    def __init__(self, fx: Fixtures, home: Path, module: str, skf: GmKeys | None = None) -> None:
+        """``skf``: also load the soft SKF library on that copy of the SKF devices."""
         self.fx = fx
         self.home = home
+        self.skf = skf
         self.config = home / "config.toml"
-        self.config.write_text(f'use_catalog = false\nmodules = ["{module}"]\n')
+        lines = ["use_catalog = false", f'modules = ["{module}"]']
+        if skf is not None:
+            lines += [f'skf_libraries = ["{skf.library}"]', f'softskf_dir = "{skf.dir}"']
+        self.config.write_text("\n".join(lines) + "\n")
         self.env = {
             k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CERTHELPER_"))
         }
+        self.env.pop("SOFTSKF_DIR", None)
+        if skf is not None:
+            self.env["SOFTSKF_DIR"] = str(skf.dir)
         self.env.update(
             HOME=str(home),
             XDG_CONFIG_HOME=str(home / "xdg-config"),
