@@ -12,11 +12,10 @@ from helper.domain.presentation import (
     DRIVER_TEXT,
     EXPIRY_TEXT,
     USAGE_TEXT,
-    driver_cannot_sign_note,
     token_state_text,
 )
 from helper.services.summary import iso
-from helper.services.tokens import CertEntry, ModuleStatus, TokenView, driver_signs
+from helper.services.tokens import CertEntry, ModuleStatus, TokenView
 
 
 def warn_pin_state(state: PinState) -> None:
@@ -48,7 +47,6 @@ def print_list(modules: list[ModuleStatus], views: list[TokenView], now: datetim
     if not views:
         print("未检测到 USB Key (no USB key found)")
         return
-    drivers = {m.path: m.driver for m in modules if m.driver is not None}
     for v in views:
         t = v.token
         driver = DRIVER_TEXT.get(t.family, t.family)
@@ -81,11 +79,8 @@ def print_list(modules: list[ModuleStatus], views: list[TokenView], now: datetim
             key = "有私钥 has private key" if c.private_key else "无私钥 no private key"
             usage = USAGE_TEXT[m.usage]
             print(f"    {_key_desc(c)}  {usage}  序列号 serial {m.serial_hex}  {key}")
-            if m.signing_note:
-                print(f"    ⚠ {m.signing_note}")
-            loaded = drivers.get(t.module_path)
-            if m.usage == "sign" and loaded is not None and not driver_signs(loaded, m):
-                print(f"    ⚠ {driver_cannot_sign_note(m.key_type)}")
+            if c.signing_note:
+                print(f"    ⚠ {c.signing_note}")
             if c.archived:
                 print("    已归档：已由延期后的新证书取代 (archived: replaced by its renewal)")
         for k in v.keys_without_certificate:

@@ -27,8 +27,8 @@ from helper.doctor.checks import (
     usb_findings,
 )
 from helper.domain.expiry import ExpiryState
-from helper.domain.presentation import DRIVER_TEXT, driver_cannot_sign_note, pin_tries_text
-from helper.services.tokens import TokenService, driver_signs
+from helper.domain.presentation import DRIVER_TEXT, pin_tries_text
+from helper.services.tokens import TokenService
 
 __all__ = ["DoctorEnv", "Finding", "Level", "run_doctor"]
 
@@ -124,7 +124,6 @@ def _token_findings(service: TokenService) -> list[Finding]:
         out.append(Finding("ok", "token", line))
         if (f := _pin_finding(t)) is not None:
             out.append(f)
-        driver = service.driver_for(t)
         for c in v.certificates:
             m = c.model
             if m is None:
@@ -157,12 +156,12 @@ def _token_findings(service: TokenService) -> list[Finding]:
                 out.append(
                     Finding("warning", "signing_unsupported", f"证书「{name}」: {m.signing_note}")
                 )
-            elif m.usage == "sign" and not driver_signs(driver, m):
+            elif c.signing_note:  # the driver lacks the key's algorithm
                 out.append(
                     Finding(
                         "warning",
                         "signing_unsupported",
-                        f"证书「{name}」: {driver_cannot_sign_note(m.key_type)}",
+                        f"证书「{name}」: {c.signing_note}",
                         "安装 CA 提供的国密 SKF 驱动并在 skf_libraries 中写明 "
                         "(install the CA's SKF library and list it under skf_libraries)",
                     )

@@ -78,16 +78,8 @@ class CertificateCache:
         if cert_filter is not None:  # named: kept, so its signing_unsupported is told
             prefix = sha256_prefix(cert_filter)
             return [e for e in found if e.model and e.model.sha256.startswith(prefix)]
-        return [e for e in found if self._can_sign(e)]
-
-    def _can_sign(self, entry: CertEntry) -> bool:
-        """The entry's driver makes its algorithm (an SM2 certificate on a PKCS#11
-        module without SM2 is listed, never offered)."""
-        try:
-            self.algorithm(entry)
-        except SigningUnsupported:
-            return False
-        return True
+        # an SM2 certificate on a PKCS#11 module without SM2 is listed, never offered
+        return [e for e in found if e.driver_signs]
 
     def algorithm(self, entry: CertEntry, *, legacy_sha1: bool = False) -> SignAlgorithm:
         """The signature algorithm for the entry's key, when its driver can make it."""

@@ -10,10 +10,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from drivers.protocol import TokenDriver
 from drivers.types import KeyObject, TokenInfo
-from helper.domain.presentation import driver_cannot_sign_note
-from helper.services.tokens import CertEntry, ModuleStatus, TokenView, driver_signs
+from helper.services.tokens import CertEntry, ModuleStatus, TokenView
 
 LIST_SCHEMA = "certhelper-list/1"
 
@@ -40,11 +38,7 @@ def token_summary(t: TokenInfo) -> dict[str, Any]:
     }
 
 
-def certificate_summary(
-    c: CertEntry, now: datetime, *, driver_signs: bool = True
-) -> dict[str, Any]:
-    """``driver_signs``: the loaded driver can make this key's signature (an SM2 key
-    read through a PKCS#11 module without SM2 cannot)."""
+def certificate_summary(c: CertEntry, now: datetime) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": c.id,
         "token_serial": c.token.serial,
@@ -74,9 +68,8 @@ def certificate_summary(
             "curve": m.curve,
             "key_usage": list(m.key_usage),
             "extended_key_usage": list(m.extended_key_usage),
-            "signing_supported": m.signing_supported and driver_signs,
-            "signing_note": m.signing_note
-            or (None if driver_signs else driver_cannot_sign_note(m.key_type)),
+            "signing_supported": m.signing_supported and c.driver_signs,
+            "signing_note": c.signing_note,
             "usage": m.usage,
             "hebca_unique_id": m.hebca_unique_id,
             "sha256": m.sha256,
@@ -110,7 +103,6 @@ def module_summary(m: ModuleStatus) -> dict[str, Any]:
 def list_document(
     modules: list[ModuleStatus], views: list[TokenView], now: datetime
 ) -> dict[str, Any]:
-    drivers = {m.path: m.driver for m in modules if m.driver is not None}
     return {
         "schema": LIST_SCHEMA,
         "generated_at": iso(now),
@@ -119,19 +111,8 @@ def list_document(
             token_summary(v.token) | {"error": v.error.to_dict() if v.error else None}
             for v in views
         ],
-        "certificates": [
-            certificate_summary(c, now, driver_signs=_signs(drivers, c))
-            for v in views
-            for c in v.certificates
-        ],
+        "certificates": [certificate_summary(c, now) for v in views for c in v.certificates],
         "keys_without_certificate": [
             key_summary(v.token, k) for v in views for k in v.keys_without_certificate
         ],
     }
-
-
-def _signs(drivers: dict[str, TokenDriver], c: CertEntry) -> bool:
-    loaded = drivers.get(c.token.module_path)
-    if loaded is None or c.model is None or c.model.usage != "sign":
-        return True  # nothing to say beyond the certificate's own note
-    return driver_signs(loaded, c.model)

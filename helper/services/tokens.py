@@ -26,6 +26,7 @@ from drivers.types import CertObject, KeyObject, SignAlgorithm, TokenInfo
 from helper.config import Config
 from helper.domain.certificate import CertificateModel
 from helper.domain.expiry import system_clock
+from helper.domain.presentation import driver_cannot_sign_note
 from helper.domain.renewal import is_archived
 from helper.errors import (
     CertificateAmbiguous,
@@ -58,6 +59,20 @@ class CertEntry:
     model: CertificateModel | None
     private_key: KeyObject | None
     error: CertificateUnreadable | None = None
+    driver_signs: bool = True  # the loaded driver makes this key's signature
+
+    @property
+    def signing_note(self) -> str | None:
+        """Why this certificate cannot sign here, if it cannot: its key type, or a
+        driver without the key's algorithm (an SM2 key read through PKCS#11)."""
+        m = self.model
+        if m is None:
+            return None
+        if m.signing_note:
+            return m.signing_note
+        if m.usage == "sign" and not self.driver_signs:
+            return driver_cannot_sign_note(m.key_type)
+        return None
 
     @property
     def readable(self) -> bool:
@@ -95,9 +110,15 @@ class TokenView:
     error: CertHelperError | None = None  # the token vanished while being read
 
 
-def pair_objects(token: TokenInfo, certs: list[CertObject], keys: list[KeyObject]) -> TokenView:
+def pair_objects(
+    token: TokenInfo,
+    certs: list[CertObject],
+    keys: list[KeyObject],
+    driver: TokenDriver | None = None,
+) -> TokenView:
     """Pair certificates and private keys by CKA_ID (falling back to the label
-    when a certificate has no CKA_ID)."""
+    when a certificate has no CKA_ID); with ``driver``, mark the certificates whose
+    signature that driver cannot make."""
     view = TokenView(token=token)
     used: set[int] = set()
     seen_ids: dict[str, int] = {}
@@ -117,7 +138,8 @@ def pair_objects(token: TokenInfo, certs: list[CertObject], keys: list[KeyObject
             model, error = CertificateModel.from_der(obj.value), None
         except CertificateUnreadable as exc:
             model, error = None, exc
-        view.certificates.append(CertEntry(cert_id, token, obj, model, key, error))
+        signs = model is None or driver is None or driver_signs(driver, model)
+        view.certificates.append(CertEntry(cert_id, token, obj, model, key, error, signs))
     view.keys_without_certificate = [k for i, k in enumerate(keys) if i not in used]
     return view
 
@@ -134,7 +156,10 @@ def algorithm_for(model: CertificateModel, *, legacy_sha1: bool = False) -> Sign
 
 
 def driver_signs(driver: TokenDriver, model: CertificateModel) -> bool:
-    """The driver makes the signature this certificate's key needs."""
+    """The driver makes the signature this certificate's key needs (a certificate
+    that is not for signing, or cannot sign anyway, does not ask)."""
+    if model.usage != "sign" or not model.signing_supported:
+        return True
     try:
         return algorithm_for(model) in driver.capabilities.algorithms
     except SigningUnsupported:
@@ -226,7 +251,9 @@ class TokenService:
             except CertHelperError as exc:
                 views.append(TokenView(token=t, error=exc))
                 continue
-            views.append(pair_objects(contents.token, contents.certificates, contents.private_keys))
+            views.append(
+                pair_objects(contents.token, contents.certificates, contents.private_keys, d)
+            )
         return views
 
     async def snapshot_async(self) -> list[TokenView]:

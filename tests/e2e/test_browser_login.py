@@ -169,15 +169,22 @@ def test_certhelper_js_api_in_the_browser(
     )
     assert token["origin"] == stack.hall_origin and token["algorithm"] == "RS256"
     assert prompter.picks == [] and len(prompter.pins) == 1
-    signed = page.evaluate(
-        "() => CertHelper.signData(btoa('demo payload'), {format: 'raw', text: '缴存核定单'})"
+    signed = page.evaluate("() => CertHelper.signText('缴存核定单 demo payload', {format: 'raw'})")
+    assert len(prompter.pins) == 1 and prompter.consents[-1].text == "缴存核定单 demo payload"
+    # a text that is not the data is refused before any dialog
+    refused = page.evaluate(
+        "() => CertHelper.signData(btoa('other bytes'), {text: '缴存核定单'})"
+        ".then(() => 'signed', (e) => e.code)"
     )
-    assert len(prompter.pins) == 1 and prompter.consents[-1].text == "缴存核定单"
+    assert refused == "bad_params" and len(prompter.consents) == 1
     cert = x509.load_der_x509_certificate(base64.b64decode(signed["certificate"]))
     public_key = cert.public_key()
     assert isinstance(public_key, rsa.RSAPublicKey)
     public_key.verify(
-        base64.b64decode(signed["signature"]), b"demo payload", padding.PKCS1v15(), hashes.SHA256()
+        base64.b64decode(signed["signature"]),
+        "缴存核定单 demo payload".encode(),
+        padding.PKCS1v15(),
+        hashes.SHA256(),
     )
     assert page.evaluate("() => CertHelper.logout()") == {"logged_out": True}
 

@@ -7,7 +7,8 @@
  *   await CertHelper.ping();                         // {app, version, protocol}
  *   const token = await CertHelper.authenticate(challengeFromYourServer);
  *   // POST token to your server, which checks it with helper.verify.verify_auth_token
- *   const sig = await CertHelper.signData(btoa("..."), {format: "cms", text: "..."});
+ *   const sig = await CertHelper.signText("汇缴 12,345.00 元", {format: "cms"});  // shown, then signed
+ *   const raw = await CertHelper.signData(base64Bytes, {format: "raw"});  // size + SHA-256 shown
  *   await CertHelper.logout();
  *   const off = CertHelper.on("token.removed", (data) => { ... });  // off() unsubscribes
  *   CertHelper.configure({port: 17213, host: "127.0.0.1"});         // optional
@@ -308,9 +309,21 @@
       const params = Object.assign({ challenge: challenge }, pick(options, ["certificate"]));
       return call("auth.authenticate", params, DIALOG_TIMEOUT);
     },
-    /** Sign base64 `data`; `text` is what the helper shows the user. {format, signature, …} */
+    /** Sign base64 `data`; the helper shows its size and SHA-256. A `text` option must be
+     *  exactly `data` as UTF-8 (else bad_params): signText does that for you. */
     signData: async (data, options) => {
       const params = Object.assign({ data: data }, pick(options, ["format", "text", "certificate"]));
+      return call("sign.data", params, DIALOG_TIMEOUT);
+    },
+    /** Sign a text's UTF-8 bytes; the helper shows the text itself. {format, signature, …} */
+    signText: async (text, options) => {
+      const bytes = new TextEncoder().encode(String(text));
+      let binary = "";
+      for (const b of bytes) binary += String.fromCharCode(b);
+      const params = Object.assign(
+        { data: btoa(binary), text: String(text) },
+        pick(options, ["format", "certificate"])
+      );
       return call("sign.data", params, DIALOG_TIMEOUT);
     },
     /** Certificate renewal, for the CA's own pages only (configured CA origins). */

@@ -264,8 +264,8 @@ def detail_lines(row: Row, now: datetime) -> list[tuple[str, str, str]]:
             ("SHA-256 指纹 (Thumbprint)", " ".join(_groups(m.sha256)), "mono"),
             ("证书唯一标识 (Unique ID)", m.hebca_unique_id or "—", ""),
         ]
-        if m.signing_note:
-            lines.append(("签名 (Signing)", m.signing_note, "warn"))
+        if c.signing_note:
+            lines.append(("签名 (Signing)", c.signing_note, "warn"))
     elif c is not None:
         lines += [
             ("标签 (Label)", c.obj.label or "—", ""),
