@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import ClientSession, ClientWebSocketResponse
 from aiohttp.test_utils import TestServer
 
-from drivers.pkcs11.driver import Pkcs11Driver
+from drivers.protocol import TokenDriver
 from helper.bridge.native.app import BackgroundSettings, create_app
 from helper.bridge.origins import OriginPolicy
 from helper.config import Config
@@ -80,7 +80,7 @@ def challenge(n: int = 32) -> str:
 
 @contextlib.asynccontextmanager
 async def running_bridge(
-    driver: Pkcs11Driver,
+    driver: TokenDriver,
     fx: Fixtures,
     state: Path,
     prompter: ScriptedPrompter | None = None,
@@ -94,7 +94,9 @@ async def running_bridge(
     """``renewal``: the CA origins and roots renewal accepts (default: no renewal)."""
     prompter = prompter or ScriptedPrompter()
     config = Config(origins=origins or [HALL])
-    tokens = SharedTokens([ModuleStatus(driver.module_path, "config", driver=driver)])
+    tokens = SharedTokens(
+        [ModuleStatus(driver.module_path, "config", driver=driver, family=driver.family)]
+    )
     consent = ConsentStore(state / "consent.json")
     gate = Gate(
         tokens,

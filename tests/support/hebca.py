@@ -18,6 +18,7 @@ from aiohttp import ClientSession, ClientWebSocketResponse, WSMsgType
 from aiohttp.test_utils import TestServer
 
 from drivers.pkcs11.driver import Pkcs11Driver
+from drivers.protocol import TokenDriver
 from helper.bridge.hebca.endpoint import create_hebca_app
 from helper.bridge.hebca.settings import HebcaOriginOptions, HebcaSettings
 from helper.bridge.origins import OriginPolicy
@@ -85,7 +86,7 @@ class Hebca:
 
 @contextlib.asynccontextmanager
 async def running_hebca(
-    driver: Pkcs11Driver,
+    driver: TokenDriver,
     fx: Fixtures,
     state: Path,
     prompter: ScriptedPrompter | None = None,
@@ -102,7 +103,9 @@ async def running_hebca(
     ``renewal``: the CA origins and roots renewal accepts (default: none)."""
     prompter = prompter or ScriptedPrompter()
     config = Config(origins=origins or [HALL])
-    tokens = SharedTokens([ModuleStatus(driver.module_path, "config", driver=driver)])
+    tokens = SharedTokens(
+        [ModuleStatus(driver.module_path, "config", driver=driver, family=driver.family)]
+    )
     consent = ConsentStore(state / "consent.json")
     gate = Gate(
         tokens,

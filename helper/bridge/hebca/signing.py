@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
 from typing import Any
 
+from drivers import sm2
 from drivers.errors import BadInput
 from helper.bridge.hebca.connection import (
     HebcaConnection,
     HebcaRefused,
-    HebcaUnsupported,
     b64_param,
     b64out,
     text_param,
@@ -70,7 +71,15 @@ async def un_ui_sign(c: HebcaConnection, p: dict[str, Any]) -> dict[str, Any]:
     return {"signature": b64out(await c.gate.sign(entry, data, c.algorithm(entry)))}
 
 
-_DIGEST_NAMES = {"sha1": "sha1", "sha-1": "sha1", "sha256": "sha256", "sha-256": "sha256"}
+_DIGESTS: dict[str, tuple[str, Callable[[bytes], bytes]]] = {
+    name: (canonical, fn)
+    for names, canonical, fn in (
+        (("sha1", "sha-1"), "sha1", lambda b: hashlib.sha1(b).digest()),
+        (("sha256", "sha-256"), "sha256", lambda b: hashlib.sha256(b).digest()),
+        (("sm3",), "sm3", sm2.sm3),
+    )
+    for name in names
+}
 
 
 @functions("Digest")
@@ -83,9 +92,7 @@ async def digest(c: HebcaConnection, p: dict[str, Any]) -> dict[str, Any]:
         entry = None
     if entry is not None and entry.model is not None:
         alg = "sm3" if entry.model.key_type == "SM2" else "sha1"  # the doc's forced choice
-    if alg == "sm3":
-        raise HebcaUnsupported()
-    if alg not in _DIGEST_NAMES:
+    if alg not in _DIGESTS:
         raise BadParams(detail="unknown digest algorithm")
-    name = _DIGEST_NAMES[alg]
-    return {"digest": b64out(hashlib.new(name, data).digest()), "digestalg": name}
+    name, fn = _DIGESTS[alg]
+    return {"digest": b64out(fn(data)), "digestalg": name}

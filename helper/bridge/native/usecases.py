@@ -27,10 +27,13 @@ _JWS = {
     SignAlgorithm.RSA_PKCS1_SHA256: "RS256",
     SignAlgorithm.ECDSA_SHA256: "ES256",
     SignAlgorithm.ECDSA_SHA384: "ES384",
+    # SM2 over e = SM3(Z ‖ signed bytes), default ID; r ‖ s like ES256 (not a JOSE name)
+    SignAlgorithm.SM2_SM3: "SM2SM3",
 }
 
 
 def _raw_ecdsa(der_sig: bytes, key_bits: int | None) -> bytes:
+    """ECDSA's and SM2's DER ``SEQUENCE{r, s}`` as fixed-length ``r ‖ s``."""
     r, s = decode_dss_signature(der_sig)
     size = ((key_bits or 256) + 7) // 8
     return r.to_bytes(size, "big") + s.to_bytes(size, "big")
