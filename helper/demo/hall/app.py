@@ -106,13 +106,16 @@ def split_ca_certificates(pems: Iterable[bytes]) -> tuple[list[bytes], list[byte
 
 
 def demo_token_ca_files() -> list[Path]:
+    """The CA certificates of the demo build: the RSA/EC PKI's and the SM2 PKI's."""
     from helper.config import demo_dir
 
     manifest = demo_dir() / "manifest.json"
     if not manifest.exists():
         return []
-    ca = json.loads(manifest.read_text("utf-8")).get("ca", {})
-    return [Path(ca[k]) for k in ("root", "issuing") if k in ca]
+    data = json.loads(manifest.read_text("utf-8"))
+    ca = data.get("ca") or {}
+    sm2 = (data.get("skf") or {}).get("ca") or {}  # the SM2 key's CAs (国密)
+    return [Path(c[k]) for c in (ca, sm2) for k in ("root", "issuing") if k in c]
 
 
 def run_demo_hall(
