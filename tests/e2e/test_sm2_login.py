@@ -31,10 +31,10 @@ def _home(page: Any, gm_keys: GmKeys) -> None:
 
 
 def test_native_login_with_an_sm2_key(
+    skf_driver: Any,  # first: set up before the stack, so closed after it
+    gm_keys: GmKeys,
     start_stack: Callable[..., Stack],
     browser_page: Callable[[Path], Any],
-    skf_driver: Any,
-    gm_keys: GmKeys,
     tmp_path: Path,
 ) -> None:
     prompter = PrompterDouble(skf_cert_id(gm_keys.serial("gm2"), GM_COMPANY))
@@ -59,10 +59,10 @@ def test_native_login_with_an_sm2_key(
 
 
 def test_legacy_login_with_an_sm2_key(
-    start_legacy_stack: Callable[..., LegacyStack],
-    browser_page: Callable[[Path], Any],
     skf_driver: Any,
     gm_keys: GmKeys,
+    start_legacy_stack: Callable[..., LegacyStack],
+    browser_page: Callable[[Path], Any],
     tmp_path: Path,
 ) -> None:
     prompter = PrompterDouble(skf_cert_id(gm_keys.serial("gm2"), GM_COMPANY))
