@@ -29,13 +29,14 @@ from helper.demo.hall.state import (
     Clock,
     Hall,
 )
-from helper.demo.web import DEFAULT_HELPER, HERE, normalize_base, page_headers
+from helper.demo.web import DEFAULT_HELPER, HERE, client_js, normalize_base, page_headers
 
 
 @web.middleware
 async def _headers(request: web.Request, handler: Any) -> web.StreamResponse:
     response = await handler(request)
-    page_headers(response, request.app[HALL_KEY].helper_base)
+    hall = request.app[HALL_KEY]
+    page_headers(response, hall.helper_base, hall.hebca_port)
     return response
 
 
@@ -84,6 +85,7 @@ def create_hall_app(
     r.add_get(f"{BASE}/api/legacy/challenge", api_legacy_challenge)
     r.add_post(f"{BASE}/api/legacy/login", api_legacy_login)
     r.add_post(f"{BASE}/logout", logout)
+    r.add_get(f"{BASE}/certhelper.js", client_js)
     r.add_static(f"{BASE}/static/", HERE / "static")
     return app
 
