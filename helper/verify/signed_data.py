@@ -116,6 +116,8 @@ def _find_cert(sid: asn1_cms.SignerIdentifier, certs: list[asn1_cms.Certificate]
 def _read(cms_der: bytes, content: bytes | None) -> tuple[_Signer, bytes]:
     signed = _signed_data(cms_der)
     encap = signed["encap_content_info"]
+    if encap["content_type"].dotted not in _DATA_TYPES:
+        raise UnknownTokenFormat(detail=f"signed content type {encap['content_type'].dotted}")
     inner = encap["content"].native
     if inner is not None and not isinstance(inner, bytes):
         inner = encap["content"].contents  # an unknown eContentType's octets

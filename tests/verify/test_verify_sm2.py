@@ -686,6 +686,12 @@ def test_sm2_cms_from_the_soft_skf_key(soft: SoftKey) -> None:
         "certificate",
     )
     fails(V.UnknownTokenFormat, lambda: check(b"\x30\x03\x02\x01\x01"))
+    fails(
+        V.UnknownTokenFormat,
+        lambda: check(_edit(attached, lambda sd: sd["encap_content_info"].__setitem__(
+            "content_type", "1.2.840.113549.1.9.16.1.4"))),  # a TSTInfo is no data
+        "signed content type",
+    )  # fmt: skip
     # trust: the RSA hierarchy does not vouch for it
     fails(V.UntrustedChain, lambda: verify_cms_signature(attached, None, soft.rsa_anchors))
 
