@@ -160,8 +160,9 @@ def test_legacy_page_shows_the_helpers_errors_in_chinese(
     # the endpoint goes away: the page says so in Chinese
     ls.stack.stop_bridge()
     page.click("#cert-refresh")
-    page.wait_for_selector("#status.error[data-ret='1004']", timeout=15_000)
-    assert page.text_content("#status") == (
+    page.wait_for_selector("#status.error[data-code='helper_unreachable']", timeout=15_000)
+    assert (page.text_content("#status") or "").startswith(
         "未检测到证书助手，请确认已安装并启动证书助手 (certhelper)"
     )
+    assert page.get_attribute("#status-action", "href") == "certhelper://start"
     assert errors == []
