@@ -6,10 +6,12 @@ certhelper, with gmalg and with `openssl dgst -sm3 -sigopt distid:…`."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import tomllib
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 
 from drivers import errors as E
@@ -37,7 +39,7 @@ from tests.support.p11sm2 import (
     P11Sm2,
 )
 from tests.support.sm2 import gmalg_verifies, openssl_verifies, spki_of, verified_both_ways
-from tests.support.tokens import Fixtures
+from tests.support.tokens import ROOT, Fixtures
 
 DATA = "沧州住房公积金 汇缴 2026-12 单位 1301 金额 12,345.00 元".encode()
 
@@ -257,6 +259,58 @@ def test_the_double_and_plain_softhsm_live_side_by_side(
         driver.sign(next(iter(theirs)), b"x", DATA, SignAlgorithm.SM2_SM3)
 
 
+def test_the_double_keeps_its_sm2_key_like_a_token(p11sm2: P11Sm2) -> None:
+    """The double itself, through python-pkcs11 and raw calls: the key hides until login,
+    never shows d, signs only 32 bytes, only when logged in."""
+    import pkcs11
+    import pkcs11.exceptions as pe
+    from pkcs11 import Attribute, ObjectClass
+
+    from drivers.pkcs11.ckraw import RawModule
+    from drivers.pkcs11.objects import attribute_mapper
+
+    lib = pkcs11.lib(p11sm2.library)
+    token = lib.get_token(token_serial=p11sm2.serial.encode())
+    assert CKM_SOFTP11SM2_SM2 in token.slot.get_mechanisms()
+    raw = RawModule(p11sm2.library)
+    query = {Attribute.CLASS: ObjectClass.PRIVATE_KEY, Attribute.KEY_TYPE: CKK_SOFTP11SM2_SM2}
+    with token.open(rw=True, attribute_mapper=attribute_mapper()) as session:
+        assert list(session.get_objects(query)) == []  # private: invisible before login
+        (public,) = session.get_objects({Attribute.KEY_TYPE: CKK_SOFTP11SM2_SM2})
+        point = bytes(public[Attribute.EC_POINT])[2:]
+        assert point == sm2_point(p11sm2.cert_der)
+        with pytest.raises(pe.UserNotLoggedIn):
+            raw.sign(int(session.handle), CKM_SOFTP11SM2_SM2, int(public.handle), b"e" * 32)
+    with token.open(rw=True, user_pin=USER_PIN, attribute_mapper=attribute_mapper()) as session:
+        (key,) = session.get_objects(query)
+        # one search sees SoftHSM's certificate and both SM2 keys, never the data objects
+        found = {o[Attribute.CLASS]: o for o in session.get_objects({Attribute.ID: KEY_ID})}
+        assert sorted(found) == [
+            ObjectClass.CERTIFICATE, ObjectClass.PUBLIC_KEY, ObjectClass.PRIVATE_KEY,
+        ]  # fmt: skip
+        assert list(session.get_objects({Attribute.CLASS: ObjectClass.DATA})) == []
+        public = found[ObjectClass.PUBLIC_KEY]
+        with pytest.raises(pe.KeyTypeInconsistent):  # a public key does not sign
+            raw.sign(int(session.handle), CKM_SOFTP11SM2_SM2, int(public.handle), b"e" * 32)
+        assert key[Attribute.LABEL] == "国密签名私钥" and key[Attribute.ID] == KEY_ID
+        with pytest.raises(pe.AttributeSensitive):
+            key[Attribute.VALUE]
+        with pytest.raises(pe.DataLenRange):  # a raw SM2 mechanism signs e, 32 bytes
+            raw.sign(int(session.handle), CKM_SOFTP11SM2_SM2, int(key.handle), DATA)
+        e = sm2.e_value(DATA, point)
+        rs = raw.sign(int(session.handle), CKM_SOFTP11SM2_SM2, int(key.handle), e)
+        assert len(rs) == 64
+        der = sm2.signature_der(int.from_bytes(rs[:32], "big"), int.from_bytes(rs[32:], "big"))
+        assert verified_both_ways(p11sm2.cert_der, DATA, der)
+        assert key[Attribute.SIGN] is True
+
+
+def sm2_point(cert_der: bytes) -> bytes:
+    from asn1crypto import x509
+
+    return bytes(x509.Certificate.load(cert_der).public_key["public_key"])
+
+
 # --- modules the table does not enable ----------------------------------------------------
 
 
@@ -321,7 +375,9 @@ def test_cli_lists_and_signs_sm2_through_the_vendor_mechanism(
     cli = Cli(fixtures, home, p11sm2.library)  # SOFTP11SM2_DIR comes from the environment
     r = cli("list", "--json")
     assert r.returncode == 0, r.stderr
-    (cert,) = r.json()["certificates"]
+    doc = r.json()
+    jsonschema.validate(doc, json.loads((ROOT / "docs" / "list-schema.json").read_text("utf-8")))
+    (cert,) = doc["certificates"]
     assert (cert["key_type"], cert["driver"], cert["usage"]) == ("SM2", "pkcs11", "sign")
     assert cert["has_private_key"] and cert["signing_supported"] and cert["signing_note"] is None
     src, out = tmp_path / "in.txt", tmp_path / "out.sig"
