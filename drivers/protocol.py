@@ -49,6 +49,8 @@ class Capabilities:
     #: new one renews is then reported archived by the driver itself (superseded), never
     #: removed, since removing it would delete its key
     one_certificate_per_key: bool = False
+    #: ``write_certificate`` needs the user logged in (SKF_ImportCertificate does)
+    writes_need_login: bool = False
     #: the library reports insertion and removal itself (else: poll list_tokens)
     device_events: bool = False
 

@@ -176,6 +176,7 @@ class SkfDriver:
             ),
             certificate_writes=self.lib.has("SKF_ImportCertificate"),
             one_certificate_per_key=True,
+            writes_need_login=True,
             device_events=self.lib.has_device_events,
         )
 

@@ -224,7 +224,20 @@ def issue_sm2_renewal(
             "not_our_certificate", "该证书不是本CA签发的，不能在此延期 (not issued by this CA)"
         )
     request = load_sm2_request(request_der)
-    point = check_sm2_request(old_der, request)
+    check_sm2_request(old_der, request)
+    spki = request["certification_request_info"]["subject_pk_info"].dump()
+    return sm2_renewed_certificate(old_der, spki, issuer, now)
+
+
+def sm2_renewed_certificate(
+    old_der: bytes, spki_der: bytes, issuer: Sm2Issuer, now: datetime
+) -> Sm2Renewal:
+    """The renewed certificate of ``old_der`` for the SM2 key ``spki_der`` (checked by the
+    caller: a verified request, or HEBCA ``GenKeyPair``'s public key)."""
+    spki = asn1_keys.PublicKeyInfo.load(spki_der)
+    point = spki_point(spki)
+    if point is None:
+        raise IssueError("unsupported_key", "不是 SM2 公钥 (not an SM2 public key)")
     old = asn1_x509.Certificate.load(old_der)
     old_tbs = old["tbs_certificate"]
     not_before, not_after = renewed_validity(old_tbs["validity"]["not_after"].native, now)
@@ -244,9 +257,7 @@ def issue_sm2_renewal(
             "issuer": issuer.certificate["tbs_certificate"]["subject"].copy(),
             "validity": {"not_before": _time(not_before), "not_after": _time(not_after)},
             "subject": old_tbs["subject"].copy(),
-            "subject_public_key_info": request["certification_request_info"][
-                "subject_pk_info"
-            ].copy(),
+            "subject_public_key_info": spki,
             "extensions": extensions,
         }
     )

@@ -32,6 +32,7 @@ from asn1crypto import core as asn1_core
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from drivers.aio import AsyncDriver
@@ -164,13 +165,15 @@ class _Target:
 
 
 def _normal_spki(spki: bytes) -> bytes:
-    """SPKI in one canonical encoding (tokens and CAs differ in small ways)."""
+    """SPKI in one canonical encoding (tokens and CAs differ in small ways). SM2 keys,
+    which ``cryptography`` cannot load, are compared as encoded (both sides write
+    id-ecPublicKey, the named SM2 curve and an uncompressed point)."""
     try:
         key = serialization.load_der_public_key(spki)
         return key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         return spki
 
 
@@ -465,6 +468,10 @@ class RenewalService:
                 ("USB Key", target.token.label),
             ],
         )
+        if target.driver.capabilities.writes_need_login:  # SKF: the login may have ended
+            session = await self.gate.ensure_login(origin, "renewal.install", old)
+            session.just_logged_in = False  # buys no free signature
+            self.gate.sessions.touch(session)
         new = NewCertificate(
             key_id=target.key_id,
             label=label,
