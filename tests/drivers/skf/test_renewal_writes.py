@@ -332,3 +332,48 @@ def test_new_container_names() -> None:
     long = new_container_name("容" * 40, set())
     assert len(long.encode()) <= 64 and long.endswith(long[-8:])
     assert new_container_name("/.\n", set()).startswith("certhelper-r")
+
+
+def test_a_failed_generation_leaves_no_container(
+    skf_driver: SkfDriver, gm_keys: GmKeys, gm1: str
+) -> None:
+    """SKF_GenECCKeyPair failing (the soft key cannot be made to fail it, so the binding's
+    call raises here, as the library's error would) deletes the new, still empty container."""
+    before = snapshot(skf_driver, gm1)
+
+    def failing(con: Any, alg_id: int = 0) -> Any:
+        raise E.DeviceError(detail="SKF_GenECCKeyPair failed (test)")
+
+    skf_driver.lib.gen_ecc_key_pair = failing  # type: ignore[method-assign,assignment]
+    try:
+        with pytest.raises(E.DeviceError):
+            skf_driver.generate_key_pair(gm1, KeyPairSpec("SM2", bits=256), OLD)
+    finally:
+        del skf_driver.lib.gen_ecc_key_pair
+    assert snapshot(skf_driver, gm1) == before
+    serial_dir = gm_keys.device_path("gm1") / "apps" / "HEBCA_TEST" / "containers"
+    assert not any(p.name.startswith(OLD + "-r") for p in serial_dir.iterdir())
+
+
+def test_writes_persist_for_another_process(
+    skf_driver: SkfDriver, gm_keys: GmKeys, gm1: str
+) -> None:
+    """What one driver wrote is on the key: a second driver (a fresh library state) reads
+    the new key pair and certificate and signs with them."""
+    old = old_cert(skf_driver, gm1)
+    created = skf_driver.generate_key_pair(gm1, KeyPairSpec("SM2", bits=256), OLD)
+    der = renewed(gm_keys, old, request(skf_driver, gm1, old, created.key_id, created.spki))
+    skf_driver.write_certificate(
+        gm1, NewCertificate.from_der(der, key_id=created.key_id, label=created.label), replace=old
+    )
+    skf_driver.close()
+    other = SkfDriver(gm_keys.library, timeout=30)
+    try:
+        certs = {c.value: c for c in other.read_objects(gm1).certificates}
+        assert certs[der].key_id == created.key_id
+        assert certs[old.value].label.startswith("archived-")
+        other.login(gm1, Pin(USER_PIN))
+        signature = other.sign(gm1, created.key_id, MESSAGE, SignAlgorithm.SM2_SM3)
+        assert verified_both_ways(der, MESSAGE, signature)
+    finally:
+        other.close()
