@@ -10,14 +10,18 @@ with the signer's public key ``(xA, yA)`` and the distinguishing ID, ``123456781
 default (GM/T 0009). OpenSSL 3's own default ID is empty: pass
 ``-sigopt distid:1234567812345678`` to compare with it.
 
-Pure functions; SM3 comes from hashlib (OpenSSL 3), else ``cryptography``.
+Pure functions; SM3 comes from hashlib (OpenSSL 3), else ``cryptography``. Signatures
+are checked with gmalg (:func:`verify`), which computes Z itself: the signing side's
+:func:`z_value` and the checking side never share code.
 """
 
 from __future__ import annotations
 
 import hashlib
+from typing import Any, ClassVar
 
 from asn1crypto import algos as asn1_algos
+from asn1crypto import core as asn1_core
 from cryptography.hazmat.primitives import hashes
 
 # The SM2 recommended curve (GM/T 0003.5).
@@ -32,6 +36,8 @@ DEFAULT_ID = b"1234567812345678"
 CURVE_OID = "1.2.156.10197.1.301"
 SM3_OID = "1.2.156.10197.1.401"
 SM2_WITH_SM3_OID = "1.2.156.10197.1.501"
+#: "sm2sign" (GM/T 0006), which some CMS stacks write as the SignerInfo signature algorithm
+SM2_SIGN_OID = "1.2.156.10197.1.301.1"
 MAX_ID_BYTES = 8191  # ENTL is 16 bits of bit length
 
 PublicKey = tuple[int, int] | bytes
@@ -100,11 +106,60 @@ def signature_der(r: int, s: int) -> bytes:
     return asn1_algos.DSASignature({"r": r, "s": s}).dump()
 
 
-def signature_from_der(der: bytes) -> tuple[int, int]:
-    parsed = asn1_algos.DSASignature.load(der)
-    return int(parsed["r"].native), int(parsed["s"].native)
+def signature_from_der(der: bytes, *, strict: bool = False) -> tuple[int, int]:
+    """(r, s) from DER ``SEQUENCE { INTEGER r, INTEGER s }``; ``strict``: nothing may
+    follow it. ValueError (or TypeError) when it is not that."""
+    parsed = asn1_algos.DSASignature.load(der, strict=strict)
+    r, s = parsed["r"].native, parsed["s"].native
+    if not isinstance(r, int) or not isinstance(s, int):
+        raise ValueError("not an SM2 signature")
+    return r, s
+
+
+def signature_from_raw(raw: bytes) -> tuple[int, int]:
+    """(r, s) from ``r ‖ s`` (64 bytes); ValueError for any other length."""
+    if len(raw) != 64:
+        raise ValueError("an SM2 r‖s signature is 64 bytes")
+    return int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:], "big")
 
 
 def signature_raw(r: int, s: int) -> bytes:
     """``r ‖ s``, 64 bytes: the compact form an API can carry."""
     return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+
+
+class _Spki(asn1_core.Sequence):
+    """SubjectPublicKeyInfo with the algorithm left opaque (asn1crypto's own class refuses
+    some of the OIDs SM2 keys are seen with)."""
+
+    _fields: ClassVar[list[tuple[Any, ...]]] = [
+        ("algorithm", asn1_core.Any),
+        ("public_key", asn1_core.OctetBitString),
+    ]
+
+
+def point_from_spki(spki_der: bytes) -> tuple[int, int]:
+    """The public point of an SM2 SubjectPublicKeyInfo; ValueError when it is not on
+    the curve (the algorithm identifier is the caller's to check)."""
+    try:
+        point = _Spki.load(spki_der, strict=True)["public_key"].native
+    except (ValueError, TypeError) as exc:
+        raise ValueError(f"unreadable public key: {exc}") from None
+    return public_point(bytes(point))
+
+
+def verify(public_key: PublicKey, message: bytes, r: int, s: int, uid: bytes = DEFAULT_ID) -> bool:
+    """True when ``(r, s)`` is an SM2 signature over ``e = SM3(Z ‖ message)``, Z from
+    ``uid`` and ``public_key`` (GM/T 0003.2). Checked with gmalg; a point off the
+    curve or r, s outside 1..n-1 is simply a bad signature."""
+    import gmalg  # pure Python; imported on first use
+
+    try:
+        x, y = public_point(public_key)
+    except ValueError:
+        return False
+    if not (0 < r < N and 0 < s < N) or len(uid) > MAX_ID_BYTES:
+        return False
+    point = b"\x04" + x.to_bytes(32, "big") + y.to_bytes(32, "big")
+    checker = gmalg.SM2(pk=point, uid=bytes(uid))
+    return bool(checker.verify(bytes(message), r.to_bytes(32, "big"), s.to_bytes(32, "big")))

@@ -237,15 +237,10 @@ def verify_sm2(
     spki_der: bytes, message: bytes, signature_der: bytes, uid: bytes = sm2.DEFAULT_ID
 ) -> bool:
     """An SM2-with-SM3 signature (DER ``SEQUENCE{r, s}``) over ``message`` by the key in
-    ``spki_der``, checked with gmalg (cryptography has no SM2)."""
-    import gmalg
-    from asn1crypto import keys
-
+    ``spki_der``, checked with gmalg (cryptography has no SM2): :func:`drivers.sm2.verify`."""
     try:
-        point = keys.PublicKeyInfo.load(spki_der)["public_key"].native
+        point = sm2.point_from_spki(spki_der)
         r, s = sm2.signature_from_der(signature_der)
-        sm2.public_point(point)
     except (ValueError, TypeError, KeyError):
         return False
-    verifier = gmalg.SM2(pk=bytes(point), uid=uid)
-    return bool(verifier.verify(message, r.to_bytes(32, "big"), s.to_bytes(32, "big")))
+    return sm2.verify(point, message, r, s, uid)

@@ -219,7 +219,7 @@ def cmd_run(args: argparse.Namespace, config: Config, factory: Factory) -> int:
             raise control.DaemonUnavailable(detail=str(reply.get("error")))
         print(ALREADY_RUNNING)
         return 0
-    return run_daemon(config, claim=claim, service_factory=factory)
+    return run_daemon(config, claim=claim, service_factory=factory, auto_trust=True)
 
 
 def cmd_demo_hall(args: argparse.Namespace, config: Config, factory: Factory) -> int:
@@ -255,7 +255,9 @@ def cmd_demo(args: argparse.Namespace, config: Config, factory: Factory) -> int:
         raise BadInput(detail=str(exc)) from None
     service = _service(config, factory)
     prompter = TkPrompter(timeout=config.dialog_timeout)
-    asyncio.run(run_demo(config, service, prompter, open_browser=not args.no_browser))
+    asyncio.run(
+        run_demo(config, service, prompter, open_browser=not args.no_browser, auto_trust=True)
+    )
     return 0
 
 

@@ -26,6 +26,7 @@ from helper.bridge.native.app import BackgroundSettings, create_app
 from helper.bridge.origins import OriginPolicy, normalize_origin
 from helper.bridge.server import listen, loopback_hosts, raise_fd_limit
 from helper.config import Config, data_dir
+from helper.daemon.trust import TrustWatch, default_watch, trust_watch_job
 from helper.domain.renewal import RenewalWindow
 from helper.services.audit import AuditLog, audit_key
 from helper.services.consent import ConsentStore
@@ -154,10 +155,13 @@ async def start_bridge(
     background: BackgroundSettings | None = None,
     keyring_backend: Any = None,
     hebca_port: int | None = None,
+    trust_watch: TrustWatch | None = None,
 ) -> RunningBridge:
     """Listen on every loopback address; ``port=0`` picks a free port (tests).
     ``hebca_port``: also serve the HEBCA endpoint there (0 = a free port,
-    None = not at all); the daemon passes the config's."""
+    None = not at all); the daemon passes the config's. ``trust_watch``: the NSS
+    databases whose changes get a new TLS leaf (default, when the identity is ours:
+    the user's)."""
     state_dir = state_dir or data_dir()
     ca_path = None
     renew = None
@@ -172,12 +176,15 @@ async def start_bridge(
         ca_path = identity.paths.ca_cert
         created = identity.created
         renew = _tls_renewal_job(state_dir / "tls", ssl_ctx, keyring_backend)
+        trust_watch = trust_watch or default_watch(state_dir / "tls")
     services = build_services(config, tokens, prompter, state_dir, keyring_backend=keyring_backend)
     app = create_app(
         services.gate, services.policy, services.consent, background, renewal=services.renewal
     )
     if renew is not None:
         app.cleanup_ctx.append(renew)
+    if trust_watch is not None:
+        app.cleanup_ctx.append(trust_watch_job(trust_watch, ssl_ctx, keyring_backend))
     runner = web.AppRunner(app, **RUNNER_OPTIONS)
     await runner.setup()
     hosts = loopback_hosts()

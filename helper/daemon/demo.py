@@ -5,12 +5,14 @@ renewal of the demo token's expiring certificate (http://127.0.0.1:9020/)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import webbrowser
 
 from aiohttp import web
 
 from helper.config import DEMO_CA_ORIGIN, DEMO_HALL_ORIGIN, Config
+from helper.daemon import trust
 from helper.daemon.compose import RunningBridge, start_bridge, wait_for_signal
 from helper.demo.ca import DEFAULT_PORT as CA_PORT
 from helper.demo.ca import demo_ca_app, demo_ca_files
@@ -23,7 +25,12 @@ HALL_PORT = 9010
 
 
 async def run_demo(
-    config: Config, tokens: TokenService, prompter: Prompter, *, open_browser: bool = True
+    config: Config,
+    tokens: TokenService,
+    prompter: Prompter,
+    *,
+    open_browser: bool = True,
+    auto_trust: bool = False,
 ) -> None:
     # the demo hall and the demo CA are trusted in demo mode only (a plain serve or run
     # trusts the real hall and the real CA); the demo CA's root anchors its renewals
@@ -40,6 +47,12 @@ async def run_demo(
     )
     runners: list[web.AppRunner] = []
     try:
+        if bridge.ca_path is not None:  # the user's browser trusts the helper right away
+            notes = await asyncio.to_thread(
+                trust.auto_trust, bridge.ca_path, created=bridge.tls_created, add=auto_trust
+            )
+            for note in notes:
+                print(note, flush=True)
         files = demo_token_ca_files()
         anchors, intermediates = split_ca_certificates([f.read_bytes() for f in files])
         hall = create_hall_app(

@@ -91,9 +91,11 @@ class Daemon:
         hotplug_interval: float = 1.0,
         bridge_options: dict[str, Any] | None = None,
         alerts_path: Path | None = None,
+        auto_trust: bool = False,
     ) -> None:
         self.config = config
         self._alerts_path = alerts_path  # tests: somewhere in tmp; else the data dir
+        self.auto_trust = auto_trust  # `certhelper run`: browsers trust the local CA
         self.claim = claim
         self._tray_factory = tray_factory
         self._prompter = prompter
@@ -227,6 +229,7 @@ class Daemon:
 
     async def _main(self) -> None:
         from helper.daemon.compose import start_bridge
+        from helper.daemon.trust import auto_trust
 
         self._stop_event = asyncio.Event()
         self._kick_event = asyncio.Event()
@@ -258,8 +261,15 @@ class Daemon:
             self._ready.set()
             return
         self.bridge.gate.on_initial_pin = self._on_initial_pin
-        if self.bridge.tls_created and self.bridge.ca_path is not None:
-            await asyncio.to_thread(_retrust, self.bridge.ca_path)
+        if self.bridge.ca_path is not None:
+            notes = await asyncio.to_thread(
+                auto_trust,
+                self.bridge.ca_path,
+                created=self.bridge.tls_created,
+                add=self.auto_trust,
+            )
+            for note in notes:
+                print(note, flush=True)
         self._alerts = AlertScheduler(self._alerts_path or default_state_path(), self.tokens.clock)
         self.bridge.renewal.on_renewed = self._on_renewed
         refresher: asyncio.Task[None] | None = None
@@ -506,24 +516,6 @@ def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:
 def _log_failure(future: Any) -> None:
     if not future.cancelled() and future.exception() is not None:
         log.error("daemon task failed", exc_info=future.exception())
-
-
-def _retrust(ca_pem: Path) -> None:
-    """A new local CA replaces the old one in the NSS databases `certhelper install`
-    added it to (docs: installer/__init__.py), so browsers keep trusting the helper."""
-    try:
-        from helper.daemon.installation import install_context
-        from installer import manifest as manifest_mod
-        from installer import nss
-
-        where = install_context().manifest_file
-        manifest = manifest_mod.load(where)
-        if manifest.nss:
-            for step in nss.retrust(ca_pem, manifest):
-                log.info("re-trust: %s", step)
-            manifest_mod.save(manifest, where)
-    except Exception:
-        log.exception("re-trusting the new local CA failed; run `certhelper install`")
 
 
 def run_daemon(

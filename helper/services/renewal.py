@@ -283,6 +283,7 @@ class RenewalService:
                         "token_serial": e.token.serial,
                         "key_type": m.key_type,
                         "key_bits": m.key_bits,
+                        "usage": m.usage,  # sign / enc (双证书: the pair shares its subject)
                         "not_before": iso(m.not_before),
                         "not_after": iso(m.not_after),
                         "days_left": m.days_left(now),

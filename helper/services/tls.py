@@ -124,8 +124,13 @@ def ensure_identity(
     renew_before: timedelta = RENEW_BEFORE,
     leaf_days: int = 30,
     ca_years: int = 10,
+    new_leaf: bool = False,
 ) -> TlsIdentity:
-    """Load the identity in ``dir``, making or renewing what is missing, broken or expiring."""
+    """Load the identity in ``dir``, making or renewing what is missing, broken or expiring.
+
+    ``new_leaf``: issue a fresh leaf under the same CA even if the current one is fine.
+    Browsers cache a failed verification per certificate, so after the user's trust
+    changed a new leaf is what makes an open page verify again (docs/reachability.md)."""
     now = _utc(now)
     paths = TlsPaths(Path(dir))
     _make_private_dir(paths.dir)
@@ -136,7 +141,7 @@ def ensure_identity(
         log.warning("creating a new local TLS CA in %s (browsers must trust it again)", paths.dir)
         ca = _new_ca(now, ca_years)
         _write_pair(paths.ca_cert, paths.ca_key, ca, [ca.cert], password)
-    leaf = None if created else _load_leaf(paths, password, ca, now, renew_before)
+    leaf = None if created or new_leaf else _load_leaf(paths, password, ca, now, renew_before)
     renewed = leaf is None
     if leaf is None:
         log.info("issuing a new localhost TLS certificate in %s", paths.dir)

@@ -9,6 +9,10 @@ from an unknown one. The builder here checks, for each issuer: name chaining, th
 signature, basicConstraints CA, path length, keyCertSign, validity at ``now``,
 SHA-1/MD5 signatures refused, and unknown critical extensions refused. It does not
 check revocation, name constraints or certificate policies.
+
+SM2-with-SM3 certificate signatures (GM/T 0015, OID 1.2.156.10197.1.501), which
+``cryptography`` cannot check, are verified with :func:`drivers.sm2.verify` (gmalg) over
+the TBSCertificate, Z from the issuer's SM2 key and the default ID ``1234567812345678``.
 """
 
 from __future__ import annotations
@@ -20,8 +24,12 @@ from typing import Any
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtensionOID
 
+from drivers import sm2
+from helper.domain.certificate import CertificateModel
+from helper.errors import CertificateUnreadable
 from helper.verify.errors import UntrustedChain
 from helper.verify.inputs import check_now, load_certs
 
@@ -82,7 +90,27 @@ def _issuer_problem(issuer: x509.Certificate, depth: int) -> str | None:
     return None
 
 
+def _sm2_signature_problem(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
+    """SM2-with-SM3 over the TBSCertificate by the issuer's SM2 key (GM/T 0015)."""
+    try:
+        issuer_model = CertificateModel.from_der(issuer.public_bytes(Encoding.DER))
+    except CertificateUnreadable as exc:
+        return f"unreadable issuer ({exc.detail})"
+    if issuer_model.key_type != "SM2":
+        return f"SM2 signature but the issuer's key is {issuer_model.key_type}"
+    try:
+        point = sm2.point_from_spki(issuer_model.spki_der)
+        r, s = sm2.signature_from_der(cert.signature, strict=True)
+    except (ValueError, TypeError):
+        return "bad signature"
+    if not sm2.verify(point, cert.tbs_certificate_bytes, r, s):
+        return "bad signature"
+    return None
+
+
 def _signature_problem(cert: x509.Certificate, issuer: x509.Certificate) -> str | None:
+    if cert.signature_algorithm_oid.dotted_string == sm2.SM2_WITH_SM3_OID:
+        return _sm2_signature_problem(cert, issuer)
     try:
         hash_alg = cert.signature_hash_algorithm
     except UnsupportedAlgorithm:

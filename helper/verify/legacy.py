@@ -1,5 +1,6 @@
 """Legacy HEBCA ``SignText`` logins (docs/hebca-compat.md): a signature over the
-page's text by the key of the selected certificate."""
+page's text by the key of the selected certificate — RSA PKCS#1 v1.5 with SHA-256,
+ECDSA with SHA-256, or SM2 with SM3 (HEBCA algorithm 2, ``SM3SM2``)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,19 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from cryptography import x509
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric import rsa
 
-from helper.errors import SigningUnsupported
-from helper.verify.errors import AlgorithmMismatch, BadSignature
 from helper.verify.signer import (
     DEFAULT_KEY_USAGE,
     Identity,
+    Sm2PublicKey,
     TrustSettings,
+    check_der_signature,
     check_signer,
     identity,
     load_leaf,
+    signing_key,
 )
 
 
@@ -34,31 +35,26 @@ def verify_legacy_signature(
     required_key_usage: Sequence[str] = DEFAULT_KEY_USAGE,
 ) -> Identity:
     """Verify a legacy (HEBCA ``SignText``) login: ``signature`` over ``text`` as UTF-8 by
-    the key of ``certificate`` (DER): RSA PKCS#1 v1.5 with SHA-256, or ECDSA with
-    SHA-256 (DER-encoded signature), as docs/hebca-compat.md signs it.
+    the key of ``certificate`` (DER), as docs/hebca-compat.md signs it: RSA PKCS#1 v1.5
+    with SHA-256, ECDSA with SHA-256 (DER-encoded signature), or for an SM2 certificate
+    SM2 over ``e = SM3(Z ‖ text)`` with Z from the default ID ``1234567812345678``
+    (DER ``SEQUENCE {r, s}``; HEBCA algorithm 2, ``SM3SM2``).
 
     The certificate is checked exactly as :func:`verify_auth_token` checks
     a token's (same leaf loader, validity, chain builder and key-usage rule). Raises a
     :class:`VerifyError` subclass. The returned identity has
-    ``origin == ""``: this signature binds no origin.
+    ``origin == ""``: this signature binds no origin; its ``algorithm`` is ``RS256``,
+    ``ES256`` or ``SM2SM3``.
     """
     trust = TrustSettings.of(trust_anchors, now, intermediates, required_key_usage)
     model, cert = load_leaf(certificate)
-    try:
-        key = model.public_key()
-    except SigningUnsupported as exc:  # SM2: listed by the helper, not verifiable here
-        raise AlgorithmMismatch(detail=exc.detail) from None
-    data = text.encode("utf-8")
-    try:
-        if isinstance(key, rsa.RSAPublicKey):
-            key.verify(signature, data, padding.PKCS1v15(), hashes.SHA256())
-            algorithm = "RS256"
-        elif isinstance(key, ec.EllipticCurvePublicKey):
-            key.verify(signature, data, ec.ECDSA(hashes.SHA256()))  # DER, as SignText gives
-            algorithm = "ES256"
-        else:
-            raise AlgorithmMismatch(detail=f"unsupported key {type(key).__name__}")
-    except (InvalidSignature, ValueError):
-        raise BadSignature from None
+    key = signing_key(model)  # AlgorithmMismatch for keys other than RSA, EC and SM2
+    check_der_signature(key, hashes.SHA256(), signature, text.encode("utf-8"))
+    if isinstance(key, Sm2PublicKey):
+        algorithm = "SM2SM3"
+    elif isinstance(key, rsa.RSAPublicKey):
+        algorithm = "RS256"
+    else:
+        algorithm = "ES256"
     check_signer(model, cert, trust)
     return identity(model, algorithm, "")

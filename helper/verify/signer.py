@@ -1,6 +1,9 @@
 """The signer's certificate and signature: load the leaf, check the signature with the
 algorithm it names (the one place an algorithm is dispatched), then validity, chain
-and key usage — the same for a login token and a legacy signature."""
+and key usage — the same for a login token, a legacy signature and a CMS SignedData.
+
+SM2 keys (which ``cryptography`` cannot load) are checked with :func:`drivers.sm2.verify`
+(gmalg) over ``e = SM3(Z ‖ M)``, Z from the default ID ``1234567812345678``."""
 
 from __future__ import annotations
 
@@ -14,6 +17,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
+from drivers import sm2
 from helper.domain.certificate import CertificateModel
 from helper.errors import CertificateUnreadable, SigningUnsupported
 from helper.verify.chain import check_chain_of, extension
@@ -32,6 +36,7 @@ ALGORITHMS: dict[str, tuple[str, str | None, type[hashes.HashAlgorithm]]] = {
     "RS256": ("RSA", None, hashes.SHA256),
     "ES256": ("EC", "secp256r1", hashes.SHA256),
     "ES384": ("EC", "secp384r1", hashes.SHA384),
+    "SM2SM3": ("SM2", "sm2p256v1", hashes.SM3),
 }
 #: a leaf passes when its keyUsage holds ANY of these (or has no keyUsage extension)
 DEFAULT_KEY_USAGE = ("digital_signature", "non_repudiation")
@@ -98,9 +103,42 @@ def load_leaf(der: bytes) -> tuple[CertificateModel, x509.Certificate]:
     return model, cert
 
 
-def public_key(
-    model: CertificateModel, algorithm: str
-) -> rsa.RSAPublicKey | ec.EllipticCurvePublicKey:
+@dataclass(frozen=True)
+class Sm2PublicKey:
+    """An SM2 public key (``cryptography`` has none): the point from the certificate."""
+
+    x: int
+    y: int
+
+    @classmethod
+    def of(cls, model: CertificateModel) -> Sm2PublicKey:
+        try:
+            return cls(*sm2.point_from_spki(model.spki_der))
+        except ValueError as exc:  # a point off the curve: nothing can verify with it
+            raise BadSignature(detail=f"SM2 public key: {exc}") from None
+
+    def verify(self, message: bytes, r: int, s: int, uid: bytes = sm2.DEFAULT_ID) -> bool:
+        return sm2.verify((self.x, self.y), message, r, s, uid)
+
+
+VerifyingKey = rsa.RSAPublicKey | ec.EllipticCurvePublicKey | Sm2PublicKey
+
+
+def signing_key(model: CertificateModel) -> VerifyingKey:
+    """The certificate's public key, SM2 included; AlgorithmMismatch for other types."""
+    if model.key_type == "SM2":
+        return Sm2PublicKey.of(model)
+    try:
+        key = model.public_key()
+    except SigningUnsupported as exc:
+        raise AlgorithmMismatch(detail=exc.detail) from None
+    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
+        raise AlgorithmMismatch(detail=f"unsupported key {type(key).__name__}")
+    return key
+
+
+def public_key(model: CertificateModel, algorithm: str) -> VerifyingKey:
+    """The key for ``algorithm`` (a name of :data:`ALGORITHMS`), which must fit it."""
     spec = ALGORITHMS.get(algorithm)
     if spec is None:
         raise AlgorithmMismatch(detail=f"algorithm {algorithm[:20]!r} is not accepted")
@@ -108,18 +146,20 @@ def public_key(
     if model.key_type != key_type or (curve is not None and model.curve != curve):
         have = f"{model.key_type} {model.curve or ''}".strip()
         raise AlgorithmMismatch(detail=f"{algorithm} does not fit the certificate's {have} key")
-    try:
-        key = model.public_key()
-    except SigningUnsupported as exc:
-        raise AlgorithmMismatch(detail=exc.detail) from None
-    if not isinstance(key, rsa.RSAPublicKey | ec.EllipticCurvePublicKey):
-        raise AlgorithmMismatch(detail=f"{algorithm} does not fit {type(key).__name__}")
-    return key
+    return signing_key(model)
 
 
-def check_signature(
-    key: rsa.RSAPublicKey | ec.EllipticCurvePublicKey, algorithm: str, signature: bytes, data: bytes
-) -> None:
+def check_signature(key: VerifyingKey, algorithm: str, signature: bytes, data: bytes) -> None:
+    """``signature`` in the token's encoding: PKCS#1 v1.5 for RSA, ``r || s`` (fixed
+    length) for ECDSA and SM2."""
+    if isinstance(key, Sm2PublicKey):
+        try:
+            r, s = sm2.signature_from_raw(signature)
+        except ValueError:
+            raise BadSignature(detail="SM2 signature must be r||s, 64 bytes") from None
+        if not key.verify(data, r, s):
+            raise BadSignature
+        return
     hash_alg = ALGORITHMS[algorithm][2]()
     try:
         if isinstance(key, rsa.RSAPublicKey):
@@ -132,6 +172,31 @@ def check_signature(
         s = int.from_bytes(signature[size:], "big")
         key.verify(encode_dss_signature(r, s), data, ec.ECDSA(hash_alg))
     except InvalidSignature:
+        raise BadSignature from None
+
+
+def check_der_signature(
+    key: VerifyingKey, hash_alg: hashes.HashAlgorithm | None, signature: bytes, data: bytes
+) -> None:
+    """``signature`` as X.509, CMS and HEBCA ``SignText`` carry it: PKCS#1 v1.5 for RSA,
+    DER ``SEQUENCE {r, s}`` for ECDSA and SM2 (SM2 always hashes with SM3 after Z;
+    ``hash_alg`` is for RSA and ECDSA)."""
+    if isinstance(key, Sm2PublicKey):
+        try:
+            r, s = sm2.signature_from_der(signature, strict=True)
+        except (ValueError, TypeError):
+            raise BadSignature(detail="SM2 signature must be DER SEQUENCE {r, s}") from None
+        if not key.verify(data, r, s):
+            raise BadSignature
+        return
+    if hash_alg is None:
+        raise AlgorithmMismatch(detail="no hash algorithm for an RSA or ECDSA signature")
+    try:
+        if isinstance(key, rsa.RSAPublicKey):
+            key.verify(signature, data, padding.PKCS1v15(), hash_alg)
+        else:
+            key.verify(signature, data, ec.ECDSA(hash_alg))
+    except (InvalidSignature, ValueError):
         raise BadSignature from None
 
 

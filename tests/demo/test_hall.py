@@ -265,10 +265,16 @@ def test_pages_need_a_login(hall: web.Application) -> None:
         assert resp.status == 200
         for text in ("沧州市住房公积金管理中心", "网上业务大厅", "CA 证书登录", "河北 CA"):
             assert text in page
-        assert 'src="https://127.0.0.1:17213/v1/certhelper.js"' in page
+        # the hall's own copy of certhelper.js (it loads even when the helper is down),
+        # told where the helper listens
+        assert 'src="/ish/certhelper.js"' in page
+        assert '<meta name="certhelper" data-port="17213" data-legacy-port="17212">' in page
+        js = await client.get("/ish/certhelper.js")
+        assert js.status == 200 and "function diagnose(" in await js.text()
         csp = resp.headers["Content-Security-Policy"]
         assert "script-src 'self' https://127.0.0.1:17213" in csp
         assert "wss://127.0.0.1:17213" in csp
+        assert "http://127.0.0.1:17212" in csp  # the plain /v1/alive probe
 
     run(hall, scenario)
 
@@ -627,10 +633,11 @@ def test_legacy_page_and_link(
             "/ish/static/legacy-login.js",
         ):
             assert text in page, text
-        assert "certhelper.js" not in page  # the legacy page needs only the old endpoint
+        # certhelper.js only for diagnose(): why the endpoint is out of reach
+        assert 'src="/ish/certhelper.js"' in page
         csp = resp.headers["Content-Security-Policy"]
         assert "script-src 'self';" in csp
-        assert "connect-src 'self' ws://localhost:17212;" in csp
+        assert "connect-src 'self' ws://localhost:17212 http://127.0.0.1:17212;" in csp
         # the other pages do not get to talk to the legacy endpoint
         resp = await client.get("/ish/")
         assert "ws://localhost" not in resp.headers["Content-Security-Policy"]

@@ -231,9 +231,11 @@ def test_hall_says_so_when_no_helper_runs(
         page.click("#ca-login")
         page.click("#ca-hebca")
         page.wait_for_selector("#status.error", timeout=10_000)
-        assert page.text_content("#status") == (
+        assert (page.text_content("#status") or "").startswith(
             "未检测到证书助手，请确认已安装并启动证书助手 (certhelper)"
         )
+        assert page.get_attribute("#status", "data-code") == "helper_unreachable"
+        assert page.get_attribute("#status-action", "href") == "certhelper://start"
     finally:
         loop.run(runner.cleanup())
         loop.stop()

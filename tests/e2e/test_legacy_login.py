@@ -10,115 +10,21 @@ demo hall. The page learns the port from the hall (data-hebca-port).
 
 from __future__ import annotations
 
-import socket
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import keyring.backends.fail
-import pytest
-from aiohttp import web
-
-from helper.config import Config
-from helper.daemon.compose import RunningBridge, start_bridge
-from helper.demo.hall import create_hall_app
-from helper.services.tls import ensure_identity, ssl_context
-from helper.services.tokens import ModuleStatus
 from tests.support.browser import (
     COMPANY,
-    LoopThread,
+    LegacyStack,
     PrompterDouble,
-    Stack,
     company_cert_id,
-    trust_ca,
+    open_legacy_page,
 )
-from tests.support.doubles import SharedTokens
 from tests.support.tokens import USER_PIN, Fixtures
 
 ERR_FAILED = -536145887  # 0xE00B1021, docs/hebca-compat.md
-
-
-@dataclass
-class LegacyStack:
-    stack: Stack
-    hebca_port: int
-
-    @property
-    def hall_origin(self) -> str:
-        return self.stack.hall_origin
-
-
-@pytest.fixture
-def start_legacy_stack(
-    tmp_path: Path, driver: Any, fixtures: Fixtures
-) -> Iterator[Callable[[PrompterDouble], LegacyStack]]:
-    """start_stack of test_browser_login, with the HEBCA endpoint on a free port."""
-    loop = LoopThread()
-    runners: list[web.AppRunner | RunningBridge] = []
-    serial = fixtures.cert("company_sign")["token_serial"]
-
-    def start(prompter: PrompterDouble) -> LegacyStack:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.bind(("127.0.0.1", 0))
-        hall_origin = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        state = tmp_path / "state"
-        identity = ensure_identity(state / "tls", keyring_backend=keyring.backends.fail.Keyring())
-        tokens = SharedTokens([ModuleStatus(driver.module_path, "config", driver=driver)])
-        config = Config(origins=[hall_origin], hebca_origins={hall_origin: {"page_pin": True}})
-        bridge = loop.run(
-            start_bridge(
-                config,
-                tokens=tokens,
-                prompter=prompter,
-                state_dir=state,
-                ssl_ctx=ssl_context(identity),
-                port=0,
-                hebca_port=0,
-            )
-        )
-        runners.append(bridge)
-        assert bridge.hebca_port, "start_bridge(hebca_port=0) did not start the HEBCA endpoint"
-        ca = fixtures.manifest["ca"]
-        app = create_hall_app(
-            [Path(ca["root"]).read_bytes()],
-            intermediates=[Path(ca["issuing"]).read_bytes()],
-            origin=hall_origin,
-            helper_base=f"https://127.0.0.1:{bridge.port}",
-            hebca_port=bridge.hebca_port,
-        )
-
-        async def serve() -> web.AppRunner:
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            await web.SockSite(runner, sock).start()
-            return runner
-
-        runners.append(loop.run(serve()))
-        home = tmp_path / "home"
-        trust_ca(home, identity.paths.ca_cert)  # the home page loads certhelper.js (logout)
-        stack = Stack(hall_origin, bridge, state, home, prompter, loop, runners)
-        return LegacyStack(stack, bridge.hebca_port)
-
-    yield start
-    for r in reversed(runners):
-        loop.run(r.stop() if isinstance(r, RunningBridge) else r.cleanup())
-    loop.stop()
-    driver.logout(serial)
-
-
-def open_legacy_page(page: Any, ls: LegacyStack, errors: list[str]) -> list[dict[str, str]]:
-    """Open /ish/legacy and wait for the certificate list; return its options."""
-    page.on("pageerror", lambda e: errors.append(str(e)))
-    page.goto(f"{ls.hall_origin}/ish/legacy")
-    assert page.title().startswith("旧版助手登录")
-    assert page.get_attribute("#legacy", "data-hebca-port") == str(ls.hebca_port)
-    page.wait_for_selector("#cert-select:not([disabled])", timeout=20_000)
-    return page.eval_on_selector_all(
-        "#cert-select option",
-        "os => os.map(o => ({value: o.value, text: o.textContent, cn: o.dataset.cn || ''}))",
-    )
 
 
 def choose_company(page: Any, options: list[dict[str, str]]) -> None:
@@ -254,8 +160,9 @@ def test_legacy_page_shows_the_helpers_errors_in_chinese(
     # the endpoint goes away: the page says so in Chinese
     ls.stack.stop_bridge()
     page.click("#cert-refresh")
-    page.wait_for_selector("#status.error[data-ret='1004']", timeout=15_000)
-    assert page.text_content("#status") == (
+    page.wait_for_selector("#status.error[data-code='helper_unreachable']", timeout=15_000)
+    assert (page.text_content("#status") or "").startswith(
         "未检测到证书助手，请确认已安装并启动证书助手 (certhelper)"
     )
+    assert page.get_attribute("#status-action", "href") == "certhelper://start"
     assert errors == []

@@ -175,7 +175,7 @@ def test_renew_at_the_demo_ca_then_log_in(
     mine = next(c for c in status["certificates"] if c["sha256"] == old["sha256"])
     assert mine["in_window"] is True and mine["days_left"] in (4, 5)
     row = f"#cert-rows tr[data-sha256='{old['sha256']}']"
-    assert page.text_content(f"{row} .subject") == COMPANY
+    assert page.text_content(f"{row} .subject") == COMPANY + "（签名）"  # 双证书: which one
     assert page.text_content(f"{row} .serial") == old["serial_hex"]
     assert page.text_content(f"{row} .days") == f"{mine['days_left']} 天"
     assert page.text_content(f"{row} .window-yes") == "是"

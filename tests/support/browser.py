@@ -117,6 +117,34 @@ def trust_ca(home: Path, ca_pem: Path) -> None:
     )
 
 
+def skf_cert_id(serial: str, container: str) -> str:
+    """The certificate id of an SKF container's signing certificate."""
+    return f"{serial}:{(container + '/sign').encode().hex()}"
+
+
 def company_cert_id(fixtures: Fixtures) -> str:
     c = fixtures.cert("company_sign")
     return f"{c['token_serial']}:{c['key_id']}"
+
+
+@dataclass
+class LegacyStack:
+    stack: Stack
+    hebca_port: int
+
+    @property
+    def hall_origin(self) -> str:
+        return self.stack.hall_origin
+
+
+def open_legacy_page(page: Any, ls: LegacyStack, errors: list[str]) -> list[dict[str, str]]:
+    """Open /ish/legacy and wait for the certificate list; return its options."""
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(f"{ls.hall_origin}/ish/legacy")
+    assert page.title().startswith("旧版助手登录")
+    assert page.get_attribute("#legacy", "data-hebca-port") == str(ls.hebca_port)
+    page.wait_for_selector("#cert-select:not([disabled])", timeout=20_000)
+    return page.eval_on_selector_all(
+        "#cert-select option",
+        "os => os.map(o => ({value: o.value, text: o.textContent, cn: o.dataset.cn || ''}))",
+    )

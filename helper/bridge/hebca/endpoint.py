@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from drivers.errors import CertHelperError
+from helper.bridge.alive import add_alive_route
 from helper.bridge.hebca.connection import HebcaConnection, HebcaRefused, error_payload
 from helper.bridge.hebca.framing import (
     HANDSHAKE_REPLY,
@@ -53,6 +54,7 @@ def create_hebca_app(
     app[HEBCA_KEY] = settings
     app[RENEWAL_KEY] = renewal
     app.router.add_get("/test", websocket)
+    add_alive_route(app)
     return app
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from drivers.hotplug import HotplugPoller, TokenEvent
+from helper.bridge.alive import add_alive_route
 from helper.bridge.origins import OriginPolicy
 from helper.bridge.security import MAX_BODY, body_guard, host_guard
 from helper.bridge.ws import GATE_KEY, HUB_KEY, add_socket_app_keys
@@ -53,6 +54,7 @@ def create_app(
     app.router.add_route("OPTIONS", "/v1/ping", api.preflight)
     app.router.add_get("/v1/certhelper.js", api.client_js)
     app.router.add_get("/v1/ws", api.websocket)
+    add_alive_route(app)
     app.cleanup_ctx.append(_background_jobs)
     return app
 

@@ -11,10 +11,16 @@
  *   const raw = await CertHelper.signData(base64Bytes, {format: "raw"});  // size + SHA-256 shown
  *   await CertHelper.logout();
  *   const off = CertHelper.on("token.removed", (data) => { ... });  // off() unsubscribes
- *   CertHelper.configure({port: 17213, host: "127.0.0.1"});         // optional
+ *   CertHelper.configure({port: 17213, host: "127.0.0.1", legacyPort: 17212});  // optional
+ *   const why = await CertHelper.diagnose();  // {ok} or {code, message}: not running,
+ *                                             // TLS not trusted, LNA-blocked, port taken
+ *   await CertHelper.whenReachable({onStatus: (d) => show(d.message)});  // waits, backs off
  *
  * ping() resolves {app, version, protocol, allowed}; allowed is false when the helper runs
  * but this site is not among its configured halls (opening the connection then asks the user).
+ * When the helper is out of reach, ping() rejects with the reason diagnose() found.
+ * Halls should serve a copy of this file from their own origin: a script loaded from the
+ * helper cannot load when the helper is down or untrusted, and then cannot say why.
  * Every method returns a Promise. Failures reject with an Error whose `.code` is the
  * protocol's error code (docs/errors.md) and whose `.message` is Chinese text for the
  * user; `.detail` carries the helper's own message when there is one.
@@ -30,6 +36,7 @@
 
   const DEFAULT_HOST = "127.0.0.1";
   const DEFAULT_PORT = 17213;
+  const DEFAULT_LEGACY_PORT = 17212; // plain http: the HEBCA endpoint and /v1/alive
   const DIALOG_TIMEOUT = 130000; // methods that may show a dialog (the helper waits 120 s)
   const SHORT_TIMEOUT = 35000; // methods without a dialog (token operations: 30 s)
   const PING_TIMEOUT = 10000;
@@ -38,6 +45,18 @@
   const MESSAGES = {
     // this script
     helper_unreachable: "未检测到证书助手，请确认已安装并启动证书助手 (certhelper)",
+    helper_untrusted:
+      "证书助手正在运行，但浏览器不信任它的本机证书。请在证书助手托盘菜单中打开「检测修复」，" +
+      "点击「修复」，本页会自动重新连接 (the browser does not trust the helper's local " +
+      "certificate: open 检测修复 and click 修复; this page reconnects by itself)",
+    lna_blocked:
+      "浏览器阻止了本网页连接证书助手（本网页不是 https 网址）。请在证书助手托盘菜单中打开" +
+      "「检测修复」，点击「修复」，然后重新打开浏览器 (the browser blocks this http page from " +
+      "reaching the helper: open 检测修复, click 修复, then restart the browser)",
+    port_taken:
+      "证书助手的端口被其他程序占用（可能是原河北CA数字证书助手）。请退出该程序后稍候，" +
+      "或在「检测修复」中查看 (another program, perhaps the original HEBCA helper, holds " +
+      "the helper's port: quit it, or see 检测修复)",
     helper_refused: "证书助手拒绝了本网站的连接，请在证书助手中允许本网站后重试",
     helper_outdated: "证书助手版本不兼容，请升级证书助手",
     connection_closed: "与证书助手的连接已断开，请重试",
@@ -112,7 +131,13 @@
   }
 
   // The helper's address: configure() > where this script was loaded from > default.
-  const state = { host: DEFAULT_HOST, port: DEFAULT_PORT, ws: null, opening: null };
+  const state = {
+    host: DEFAULT_HOST,
+    port: DEFAULT_PORT,
+    legacyPort: DEFAULT_LEGACY_PORT,
+    ws: null,
+    opening: null,
+  };
   (function fromScriptSrc() {
     const el = global.document && global.document.currentScript;
     const m = el && /^https:\/\/([^/]+):(\d+)\/v1\/certhelper\.js(\?|#|$)/.exec(el.src || "");
@@ -153,6 +178,12 @@
       }
       state.host = o.host;
     }
+    if (o.legacyPort !== undefined) {
+      if (!Number.isInteger(o.legacyPort) || o.legacyPort < 1 || o.legacyPort > 65535) {
+        throw fail("bad_params", "legacyPort must be 1..65535");
+      }
+      state.legacyPort = o.legacyPort;
+    }
     close();
   }
 
@@ -165,32 +196,142 @@
     }
   }
 
+  const NO_STORE = { cache: "no-store", credentials: "omit" };
+
+  // The https ping: {kind: "ok", body} | {kind: "closed"} (reachable, CORS refused:
+  // the helper runs, this site is not yet allowed) | {kind: "other"} (something that
+  // is not certhelper answers) | {kind: "down"} (no TLS connection at all).
+  async function httpsPing(port) {
+    const url = base(port) + "/v1/ping";
+    let res;
+    try {
+      res = await fetchLoopback(url, NO_STORE);
+    } catch (e) {
+      try {
+        await fetchLoopback(url, Object.assign({ mode: "no-cors" }, NO_STORE));
+        return { kind: "closed" };
+      } catch (e2) {
+        return { kind: "down" };
+      }
+    }
+    const body = await res.json().catch(() => null);
+    if (!res.ok || !body || body.app !== "certhelper") return { kind: "other" };
+    return { kind: "ok", body: body };
+  }
+
+  // The plain-http /v1/alive on the legacy port: "certhelper" | "other" | "none".
+  async function alive() {
+    const url = "http://" + state.host + ":" + state.legacyPort + "/v1/alive";
+    try {
+      const res = await fetchLoopback(url, NO_STORE);
+      const body = await res.json().catch(() => null);
+      return body && body.app === "certhelper" && body.alive === true ? "certhelper" : "other";
+    } catch (e) {
+      try {
+        await fetchLoopback(url, Object.assign({ mode: "no-cors" }, NO_STORE));
+        return "other"; // something listens there, without our CORS answer
+      } catch (e2) {
+        return "none";
+      }
+    }
+  }
+
+  function isLoopbackHost(host) {
+    return host === "localhost" || host === "[::1]" || host === "::1" || /^127\./.test(host);
+  }
+
+  function chromiumMajor() {
+    const data = global.navigator && global.navigator.userAgentData;
+    const brand = data && (data.brands || []).find((b) => /Chrom/.test(b.brand));
+    if (brand) return Number(brand.version) || 0;
+    const m = /Chrom(?:e|ium)\/(\d+)/.exec((global.navigator && global.navigator.userAgent) || "");
+    return m ? Number(m[1]) : 0;
+  }
+
+  // Local Network Access: Chrome >= 142 blocks a plain-http public page from loopback
+  // without a word (docs/lna.md); a secure page may have been refused the permission.
+  async function blockedByBrowser() {
+    const loc = global.location || {};
+    if (!global.isSecureContext && loc.hostname && !isLoopbackHost(loc.hostname)) {
+      return chromiumMajor() >= 142;
+    }
+    try {
+      const status = await global.navigator.permissions.query({ name: "local-network-access" });
+      return status.state === "denied";
+    } catch (e) {
+      return false;
+    }
+  }
+
+  /** Why the helper is (not) reachable from this page: {ok: true, info} or {ok: false,
+   *  code, message} with code helper_unreachable (not running), helper_untrusted (TLS
+   *  not trusted by this browser), lna_blocked, port_taken or helper_outdated.
+   *  {legacy: true}: for pages that speak the HEBCA protocol on the legacy port only. */
+  async function diagnose(options) {
+    const o = options || {};
+    const failed = (code, detail) => ({ ok: false, code: code, message: MESSAGES[code], detail });
+    if (!o.legacy) {
+      const got = await httpsPing(o.port);
+      if (got.kind === "ok") {
+        if (got.body.protocol !== 1) return failed("helper_outdated", "protocol " + got.body.protocol);
+        return { ok: true, info: Object.assign({ allowed: true }, got.body) };
+      }
+      if (got.kind === "closed") {
+        return { ok: true, info: { app: "certhelper", protocol: null, allowed: false } };
+      }
+      if (got.kind === "other") return failed("port_taken", "port " + (o.port || state.port));
+    }
+    const seen = await alive();
+    if (seen === "certhelper") {
+      return o.legacy ? { ok: true, info: { app: "certhelper" } } : failed("helper_untrusted");
+    }
+    if (seen === "other") return failed("port_taken", "port " + state.legacyPort);
+    if (await blockedByBrowser()) return failed("lna_blocked");
+    return failed("helper_unreachable");
+  }
+
   async function ping(options) {
     const o = options || {};
-    const url = base(o.port) + "/v1/ping";
-    const probe = (async () => {
-      let res;
-      try {
-        res = await fetchLoopback(url, { cache: "no-store", credentials: "omit" });
-      } catch (e) {
-        // CORS is answered for configured origins only. Reachable without CORS means
-        // the helper runs but has not (yet) allowed this site: opening the WebSocket
-        // is what asks the user.
-        await fetchLoopback(url, { mode: "no-cors", cache: "no-store", credentials: "omit" })
-          .catch(() => { throw fail("helper_unreachable", String(e && e.message)); });
-        return { app: "certhelper", protocol: null, allowed: false };
-      }
-      let body;
-      try {
-        body = await res.json();
-      } catch (e) {
-        throw fail("bad_response");
-      }
-      if (!res.ok || !body || body.app !== "certhelper") throw fail("helper_unreachable");
-      if (body.protocol !== 1) throw fail("helper_outdated", "protocol " + body.protocol);
-      return Object.assign({ allowed: true }, body);
-    })();
+    const probe = diagnose({ port: o.port }).then((d) => {
+      if (!d.ok) throw fail(d.code, d.detail);
+      return d.info;
+    });
     return withTimeout(probe, o.timeout || PING_TIMEOUT, "helper_unreachable");
+  }
+
+  /** Poll diagnose() with backoff (1 s doubling to 10 s) until the helper is reachable
+   *  or `timeout` ms (default 5 minutes) pass; `onStatus(d)` hears every change of
+   *  diagnosis. Resolves with the ping info; rejects with the last failure. */
+  function whenReachable(options) {
+    const o = options || {};
+    const deadline = Date.now() + (o.timeout || 300000);
+    let last = null;
+    let delay = 1000;
+    return new Promise((resolve, reject) => {
+      const round = async () => {
+        let d;
+        try {
+          d = await withTimeout(diagnose(o), PING_TIMEOUT, "helper_unreachable");
+        } catch (e) {
+          d = { ok: false, code: e.code || "helper_unreachable", message: e.message };
+        }
+        if (!last || last.ok !== d.ok || last.code !== d.code) {
+          last = d;
+          if (o.onStatus) {
+            try {
+              o.onStatus(d);
+            } catch (e) {
+              setTimeout(() => { throw e; });
+            }
+          }
+        }
+        if (d.ok) return resolve(d.info);
+        if (Date.now() + delay > deadline) return reject(fail(d.code, d.detail));
+        setTimeout(round, delay);
+        delay = Math.min(delay * 2, 10000);
+      };
+      round();
+    });
   }
 
   function onMessage(event) {
@@ -301,6 +442,8 @@
     messages: MESSAGES,
     configure: configure,
     ping: ping,
+    diagnose: diagnose,
+    whenReachable: whenReachable,
     /** Usable login certificates: [{der, id, subject: {cn, dn}, serial_hex, not_after, …}]. */
     listCertificates: async () =>
       (await call("certificates.list", {}, SHORT_TIMEOUT)).certificates,

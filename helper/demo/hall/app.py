@@ -29,13 +29,14 @@ from helper.demo.hall.state import (
     Clock,
     Hall,
 )
-from helper.demo.web import DEFAULT_HELPER, HERE, normalize_base, page_headers
+from helper.demo.web import DEFAULT_HELPER, HERE, client_js, normalize_base, page_headers
 
 
 @web.middleware
 async def _headers(request: web.Request, handler: Any) -> web.StreamResponse:
     response = await handler(request)
-    page_headers(response, request.app[HALL_KEY].helper_base)
+    hall = request.app[HALL_KEY]
+    page_headers(response, hall.helper_base, hall.hebca_port)
     return response
 
 
@@ -84,6 +85,7 @@ def create_hall_app(
     r.add_get(f"{BASE}/api/legacy/challenge", api_legacy_challenge)
     r.add_post(f"{BASE}/api/legacy/login", api_legacy_login)
     r.add_post(f"{BASE}/logout", logout)
+    r.add_get(f"{BASE}/certhelper.js", client_js)
     r.add_static(f"{BASE}/static/", HERE / "static")
     return app
 
@@ -106,13 +108,16 @@ def split_ca_certificates(pems: Iterable[bytes]) -> tuple[list[bytes], list[byte
 
 
 def demo_token_ca_files() -> list[Path]:
+    """The CA certificates of the demo build: the RSA/EC PKI's and the SM2 PKI's."""
     from helper.config import demo_dir
 
     manifest = demo_dir() / "manifest.json"
     if not manifest.exists():
         return []
-    ca = json.loads(manifest.read_text("utf-8")).get("ca", {})
-    return [Path(ca[k]) for k in ("root", "issuing") if k in ca]
+    data = json.loads(manifest.read_text("utf-8"))
+    ca = data.get("ca") or {}
+    sm2 = (data.get("skf") or {}).get("ca") or {}  # the SM2 key's CAs (国密)
+    return [Path(c[k]) for c in (ca, sm2) for k in ("root", "issuing") if k in c]
 
 
 def run_demo_hall(

@@ -8,7 +8,7 @@ from datetime import datetime
 from aiohttp import web
 
 from helper.demo.hall.state import BASE, HALL_KEY, Hall, User, require_user
-from helper.demo.web import CST, NO_STORE, cn_date, cn_time, csp, esc, template
+from helper.demo.web import CST, NO_STORE, cn_date, cn_time, csp, esc, helper_meta, template
 
 MENUS = (
     ("gjjcx", "公积金查询", "单位账户余额、汇缴记录"),
@@ -73,11 +73,13 @@ def _page(
             f'href="{BASE}/{slug}">{name}</a>'
             for slug, name in links
         )
-    if scripts is None:  # the modern pages: certhelper.js from the helper, then hall.js
-        scripts = (hall.helper_base + "/v1/certhelper.js", f"{BASE}/static/hall.js")
+    if scripts is None:  # the modern pages: the hall's own copy of certhelper.js, hall.js
+        scripts = (f"{BASE}/certhelper.js", f"{BASE}/static/hall.js")
+    tags = [helper_meta(hall.helper_base, hall.hebca_port)]
+    tags += [f'<script defer src="{esc(src)}"></script>' for src in scripts]
     text = template("layout.html").substitute(
         title=esc(title),
-        scripts="\n".join(f'<script defer src="{esc(src)}"></script>' for src in scripts),
+        scripts="\n".join(tags),
         body_class=body_class,
         header_right=header_right,
         nav=nav,
@@ -109,14 +111,19 @@ async def legacy_page(request: web.Request) -> web.StreamResponse:
     if session is not None and session.user is not None:
         raise web.HTTPFound(f"{BASE}/home")
     content = template("legacy.html").substitute(hebca_port=int(hall.hebca_port))
-    policy = csp("'self'", f"'self' ws://localhost:{int(hall.hebca_port)}")
+    port = int(hall.hebca_port)
+    policy = csp("'self'", f"'self' ws://localhost:{port} http://127.0.0.1:{port}")
     return _page(
         hall,
         "旧版助手登录",
         content,
         user=None,
         body_class="login legacy",
-        scripts=(f"{BASE}/static/hebca-legacy-client.js", f"{BASE}/static/legacy-login.js"),
+        scripts=(
+            f"{BASE}/certhelper.js",  # its diagnose() says why the endpoint is out of reach
+            f"{BASE}/static/hebca-legacy-client.js",
+            f"{BASE}/static/legacy-login.js",
+        ),
         headers={"Content-Security-Policy": policy},
     )
 

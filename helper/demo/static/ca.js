@@ -81,7 +81,8 @@
     state.certs.forEach((c) => {
       const tr = document.createElement("tr");
       tr.dataset.sha256 = c.sha256;
-      cell(tr, c.subject_cn, "subject");
+      const usage = { sign: "（签名）", enc: "（加密）" }[c.usage] || "";
+      cell(tr, c.subject_cn + usage, "subject");
       cell(tr, c.issuer_cn, "issuer");
       cell(tr, c.serial_hex, "mono serial");
       cell(tr, date(c.not_after), "not-after");

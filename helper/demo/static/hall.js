@@ -1,16 +1,43 @@
 /* Demo hall pages: login tabs, the CA login flow, and logout. Uses window.CertHelper
- * (certhelper.js, loaded from the helper before this file). */
+ * (the hall's own copy of certhelper.js, loaded before this file, configured from
+ * <meta name="certhelper">). When the helper is out of reach the page says why, offers
+ * the one action that fixes it, and logs in by itself once the cause is gone. */
 (function () {
   "use strict";
   const $ = (sel) => document.querySelector(sel);
   const NO_HELPER = "未检测到证书助手，请确认已安装并启动证书助手 (certhelper)";
+  // what fixes each cause: a certhelper:// link starts the helper, or opens 检测修复
+  const ACTIONS = {
+    helper_unreachable: ["certhelper://start", "启动证书助手 (start certhelper)"],
+    helper_untrusted: ["certhelper://doctor", "打开检测修复 (open 检测修复)"],
+    lna_blocked: ["certhelper://doctor", "打开检测修复 (open 检测修复)"],
+    port_taken: ["certhelper://doctor", "打开检测修复 (open 检测修复)"],
+  };
 
-  function show(kind, text) {
+  const meta = document.querySelector('meta[name="certhelper"]');
+  if (window.CertHelper && meta) {
+    window.CertHelper.configure({
+      port: Number(meta.dataset.port),
+      legacyPort: Number(meta.dataset.legacyPort),
+    });
+  }
+
+  function show(kind, text, code) {
     const box = $("#status");
     if (!box) return;
     box.className = "status " + kind;
     box.textContent = text;
     box.hidden = false;
+    if (code) box.dataset.code = code;
+    else delete box.dataset.code;
+    const action = ACTIONS[code];
+    if (kind === "error" && action) {
+      const a = document.createElement("a");
+      a.id = "status-action";
+      a.href = action[0];
+      a.textContent = action[1];
+      box.append(" ", a, "　本页会自动重新连接，无需刷新 (this page reconnects by itself)");
+    }
   }
 
   // --- login page ------------------------------------------------------------
@@ -34,6 +61,27 @@
   }
 
   let busy = false;
+  let waiting = false; // a whenReachable() poll runs: it retries the login when it succeeds
+  function waitForHelper() {
+    if (waiting) return;
+    waiting = true;
+    window.CertHelper.whenReachable({
+      onStatus: (d) => {
+        if (!d.ok) show("error", d.message, d.code);
+      },
+    }).then(
+      () => {
+        waiting = false;
+        show("info", "已连接证书助手，正在继续登录…… (connected: logging in)");
+        loginWithHebca();
+      },
+      () => {
+        waiting = false;
+        show("error", "仍无法连接证书助手，请按上面的提示处理后再点击「河北 CA」");
+      }
+    );
+  }
+
   async function loginWithHebca() {
     if (busy) return;
     const button = $("#ca-hebca");
@@ -42,7 +90,12 @@
     try {
       if (!window.CertHelper) throw new Error(NO_HELPER);
       show("info", "正在连接证书助手……");
-      await window.CertHelper.ping();
+      try {
+        await window.CertHelper.ping();
+      } catch (e) {
+        if (e && ACTIONS[e.code]) waitForHelper(); // say why, then recover by itself
+        throw e;
+      }
       const res = await fetch("/ish/api/challenge", { cache: "no-store", credentials: "same-origin" });
       if (!res.ok) throw new Error("无法获取登录请求，请稍后重试");
       const { challenge } = await res.json();
@@ -62,8 +115,7 @@
       show("ok", "登录成功，正在进入网上业务大厅……");
       window.location.assign(body.redirect || "/ish/home");
     } catch (e) {
-      show("error", (e && e.message) || "登录失败，请稍后重试");
-      if (e && e.code) $("#status").dataset.code = e.code;
+      show("error", (e && e.message) || "登录失败，请稍后重试", e && e.code);
     } finally {
       busy = false;
       button.disabled = false;

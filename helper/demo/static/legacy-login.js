@@ -11,6 +11,16 @@
   if (!root || !window.HebcaLegacyClient) return;
 
   const client = new window.HebcaLegacyClient({ port: root.dataset.hebcaPort });
+  const helper = window.CertHelper; // the hall's copy of certhelper.js: diagnose() only
+  if (helper) helper.configure({ legacyPort: Number(root.dataset.hebcaPort) });
+  const UNREACHABLE = [1004, 1009]; // the protocol's "cannot open / no response"
+  const DOCTOR = ["certhelper://doctor", "打开检测修复 (open 检测修复)"];
+  const ACTIONS = {
+    helper_unreachable: ["certhelper://start", "启动证书助手 (start certhelper)"],
+    lna_blocked: DOCTOR,
+    port_taken: DOCTOR,
+  };
+  let waiting = false;
   const select = $("#cert-select");
   const pinInput = $("#cert-pin");
   const buttons = [$("#legacy-login"), $("#legacy-uilogin"), $("#cert-refresh")];
@@ -21,8 +31,43 @@
     box.className = "status " + kind;
     box.textContent = text;
     box.hidden = false;
+    delete box.dataset.code;
     if (ret === undefined) delete box.dataset.ret;
     else box.dataset.ret = String(ret);
+  }
+
+  // Out of reach: say why (helper not running, blocked by the browser, port taken), offer
+  // the fix, and reload the list by itself once the endpoint answers.
+  async function diagnoseAndWait(fallback) {
+    if (!helper) return show("error", fallback);
+    const d = await helper.diagnose({ legacy: true });
+    if (d.ok) return show("error", fallback);
+    showCause(d);
+    if (waiting) return;
+    waiting = true;
+    helper.whenReachable({ legacy: true, onStatus: (s) => s.ok || showCause(s) }).then(
+      () => {
+        waiting = false;
+        loadCertificates();
+      },
+      () => {
+        waiting = false;
+      }
+    );
+  }
+
+  function showCause(d) {
+    show("error", d.message);
+    const box = $("#status");
+    box.dataset.code = d.code;
+    const action = ACTIONS[d.code];
+    if (action) {
+      const a = document.createElement("a");
+      a.id = "status-action";
+      a.href = action[0];
+      a.textContent = action[1];
+      box.append(" ", a, "　本页会自动重新连接，无需刷新 (this page reconnects by itself)");
+    }
   }
 
   function hide() {
@@ -86,7 +131,8 @@
       select.disabled = false;
     } catch (e) {
       select.replaceChildren(option("", "无法读取证书"));
-      show("error", e.msg || e.message || "无法读取证书", e.ret);
+      if (e && UNREACHABLE.indexOf(e.ret) >= 0) await diagnoseAndWait(e.msg || e.message);
+      else show("error", e.msg || e.message || "无法读取证书", e.ret);
     } finally {
       showExpiry();
       setBusy(false);
