@@ -16,9 +16,9 @@ APT_RUNTIME := softhsm2 opensc openssl libnss3-tools python3-tk fonts-noto-cjk \
                gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 \
                libgirepository1.0-dev libcairo2-dev pkg-config gcc python3-dev libssl-dev
 # real windows under Xvfb, and Debian's Chromium for the browser tests (never a downloaded one)
-APT_TEST    := xvfb xdotool x11-utils imagemagick chromium trayer dbus valgrind
+APT_TEST    := xvfb xdotool x11-utils imagemagick chromium trayer dbus valgrind libp11-kit-dev
 
-.PHONY: demo demo-reset test deps venv venv-test demo-token lint bench clean help softskf
+.PHONY: demo demo-reset test deps venv venv-test demo-token lint bench clean help softskf softp11sm2
 
 help:
 	@echo "make demo   — set up and run certhelper on the built-in demo token"
@@ -55,7 +55,11 @@ venv: deps $(PY)
 softskf: deps
 	$(MAKE) -C softhsm-fixtures/softskf
 
-venv-test: deps $(PY) softskf
+# the test double of a vendor PKCS#11 module with an SM2 mechanism (SoftHSM2 + SM2; tests only)
+softp11sm2: deps
+	$(MAKE) -C softhsm-fixtures/softp11sm2
+
+venv-test: deps $(PY) softskf softp11sm2
 	$(PY) -m pip install -q -e '.[test,tray]'
 
 # The demo token lives in the user's data dir; it is built once and kept.

@@ -24,7 +24,12 @@ if TYPE_CHECKING:
     from tests.support.skf import GmKeys
 
 #: renewal_pki / renewal_token: one session build shared by every suite
-pytest_plugins = ["tests.support.renewal", "tests.support.desktop", "tests.support.skf"]
+pytest_plugins = [
+    "tests.support.renewal",
+    "tests.support.desktop",
+    "tests.support.skf",
+    "tests.support.p11sm2",
+]
 
 
 @pytest.fixture(scope="session")

@@ -8,15 +8,20 @@ blocking and thread-safe; async callers go through :mod:`drivers.aio`.
 Login state is tracked here: one logged-in read-write session per token, reused
 for every read, signature and write on that token while it lasts, because
 opening and closing other sessions can end the login (pitfall 2).
+
+SM2 needs a vendor's mechanism: when the module matches an entry of
+``vendors.toml`` (:mod:`drivers.pkcs11.vendors`), keys of that vendor's key type
+are listed as SM2 and sign through :mod:`drivers.pkcs11.vendor_sm2`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -26,10 +31,12 @@ from pkcs11 import Attribute, KeyType, Mechanism, ObjectClass, TokenFlag
 from pkcs11.util.ec import encode_ecdsa_signature
 
 from drivers import errors as E
-from drivers.pkcs11 import writes
+from drivers import sm2
+from drivers.pkcs11 import vendor_sm2, writes
 from drivers.pkcs11.ckraw import RawModule
 from drivers.pkcs11.errors import map_worker_error, pin_state_from_flags
-from drivers.pkcs11.objects import attr, key_object, spki, text
+from drivers.pkcs11.objects import attr, attribute_mapper, key_object, spki, text
+from drivers.pkcs11.vendors import VendorEntry, VendorTableError, load_vendors, match_vendor
 from drivers.protocol import Capabilities
 from drivers.sm2 import DEFAULT_ID
 from drivers.types import (
@@ -71,6 +78,8 @@ class _Login:
     session: Any  # pkcs11.Session
     slot_id: int
     keys: dict[tuple[bytes, str], Any] = field(default_factory=dict)
+    #: SM2 Z values by (key id, ID): they depend on the key and the ID only
+    z_values: dict[tuple[bytes, bytes], bytes] = field(default_factory=dict)
 
 
 CAPABILITIES = Capabilities(
@@ -85,6 +94,9 @@ CAPABILITIES = Capabilities(
     key_generation=frozenset({"RSA", "EC"}),
     certificate_writes=True,
 )
+SM2_CAPABILITIES = dataclasses.replace(
+    CAPABILITIES, algorithms=CAPABILITIES.algorithms | {SignAlgorithm.SM2_SM3}
+)
 
 
 class Pkcs11Driver:
@@ -98,9 +110,11 @@ class Pkcs11Driver:
         *,
         timeout: float = DEFAULT_TIMEOUT,
         raw_module: Callable[[str], RawModule] = RawModule,
+        vendors: Sequence[VendorEntry] | None = None,
     ) -> None:
         """``raw_module`` reads token info beside python-pkcs11; tests pass a double
-        that adds flags SoftHSM never sets (locked, final try, to be changed)."""
+        that adds flags SoftHSM never sets (locked, final try, to be changed).
+        ``vendors``: the SM2 vendor table (default: the shipped ``vendors.toml``)."""
         self.module_path = os.fspath(module_path)
         self._raw_factory = raw_module
         name = os.path.basename(self.module_path)
@@ -112,6 +126,9 @@ class Pkcs11Driver:
         self._mechs: dict[str, frozenset[Mechanism]] = {}
         self.library_description = ""
         self.manufacturer = ""
+        self._vendors = vendors
+        #: the vendors.toml entry this module matches (SM2 through its mechanism), if any
+        self.vendor: VendorEntry | None = None
         try:
             self.worker.call(self._load)
         except BaseException:
@@ -122,6 +139,8 @@ class Pkcs11Driver:
 
     @property
     def capabilities(self) -> Capabilities:
+        if self.vendor is not None and self.vendor.signs_sm2:
+            return SM2_CAPABILITIES
         return CAPABILITIES
 
     @property
@@ -158,6 +177,25 @@ class Pkcs11Driver:
         self._raw = self._raw_factory(self.module_path)
         self.library_description = text(getattr(self._lib, "library_description", ""))
         self.manufacturer = text(getattr(self._lib, "manufacturer_id", ""))
+        self.vendor = self._match_vendor()
+
+    def _match_vendor(self) -> VendorEntry | None:
+        try:
+            entries = load_vendors() if self._vendors is None else self._vendors
+        except VendorTableError as exc:  # a broken table costs SM2, never the module
+            log.error("SM2 vendor table unusable: %s", exc)
+            return None
+        entry = match_vendor(entries, self.module_path, self.manufacturer, self.library_description)
+        if entry is not None:
+            log.info(
+                "%s: SM2 vendor entry %r%s", self.module_path, entry.id,
+                " (test double)" if entry.test_only else "",
+            )  # fmt: skip
+        return entry
+
+    def _open(self, token: Any, **kwargs: Any) -> Any:
+        """token.open with the mapper that reads vendor key types (objects.py)."""
+        return token.open(attribute_mapper=attribute_mapper(), **kwargs)
 
     # --- enumeration -------------------------------------------------------
 
@@ -247,7 +285,7 @@ class Pkcs11Driver:
         login = self._logins.get(serial)
         if login is not None:
             return self._collect(info, login.session)
-        with self._token(serial).open() as session:
+        with self._open(self._token(serial)) as session:
             return self._collect(info, session)
 
     def _collect(self, info: TokenInfo, session: Any) -> TokenContents:
@@ -268,7 +306,12 @@ class Pkcs11Driver:
                     continue
                 if cls == ObjectClass.PUBLIC_KEY and info.serial in self._logins:
                     continue  # logged in: the real private keys were listed
-                keys[key_id] = key_object(obj, key_id, from_public=cls == ObjectClass.PUBLIC_KEY)
+                keys[key_id] = key_object(
+                    obj,
+                    key_id,
+                    from_public=cls == ObjectClass.PUBLIC_KEY,
+                    sm2_key_type=self.vendor.sm2.key_type if self.vendor else None,
+                )
         return TokenContents(token=info, certificates=certs, private_keys=list(keys.values()))
 
     # --- login -------------------------------------------------------------
@@ -292,12 +335,12 @@ class Pkcs11Driver:
         else:
             user_pin = pin.reveal()
         try:
-            session = token.open(rw=True, user_pin=user_pin)
+            session = self._open(token, rw=True, user_pin=user_pin)
         except pe.UserAlreadyLoggedIn:
             # Logged in by a session we lost track of: close them all and retry once
             # without a PIN try burned (the failed call never reached C_Login's check).
             self._close_all(token)
-            session = token.open(rw=True, user_pin=user_pin)
+            session = self._open(token, rw=True, user_pin=user_pin)
         except pe.PKCS11Error:
             self._close_all(token)  # python-pkcs11 leaks the session on a failed login
             raise
@@ -344,11 +387,51 @@ class Pkcs11Driver:
         sm2_id: bytes = DEFAULT_ID,
     ) -> bytes:
         """Sign ``data`` (hashed here) with the private key ``key_id``; needs a login.
-        ECDSA signatures come back DER-encoded."""
+        ECDSA and SM2 signatures come back DER-encoded. SM2 needs a vendors.toml entry:
+        e = SM3(Z ‖ data) with ``sm2_id`` is computed here and signed by the vendor's
+        mechanism."""
         algorithm = SignAlgorithm(algorithm)
         if algorithm is SignAlgorithm.SM2_SM3:
-            raise E.MechanismUnsupported(detail=f"SM2 through {self.module_path}")
+            vendor = self.vendor
+            if vendor is None:
+                raise E.MechanismUnsupported(detail=f"SM2 through {self.module_path}")
+            if not vendor.signs_sm2:
+                raise E.MechanismUnsupported(
+                    detail=f"SM2 through {self.module_path}: vendor entry {vendor.id!r} "
+                    f"takes {vendor.sm2.input.value!r}; certhelper signs only a host-computed e"
+                )
+            if not 0 < len(sm2_id) <= sm2.MAX_ID_BYTES:
+                raise E.BadInput(detail=f"an SM2 ID holds 1 to {sm2.MAX_ID_BYTES} bytes")
+            return self.worker.call(self._sign_sm2, vendor, serial, key_id, bytes(data), sm2_id)
         return self.worker.call(self._sign, serial, key_id, data, algorithm)
+
+    def _sign_sm2(
+        self, vendor: VendorEntry, serial: str, key_id: bytes, data: bytes, sm2_id: bytes
+    ) -> bytes:
+        login = self._logins.get(serial)
+        if login is None:
+            raise E.NotLoggedIn(detail=serial)
+        mechs = self._mechanisms(serial, login)
+        if mechs and vendor.sm2.mechanism not in mechs:
+            raise E.MechanismUnsupported(
+                detail=f"{self.module_path} lacks mechanism {vendor.sm2.mechanism:#x}"
+            )
+        key = login.keys.get((key_id, "SM2"))
+        if key is None:
+            key = login.keys[(key_id, "SM2")] = vendor_sm2.private_key(
+                login.session, vendor, key_id
+            )
+        z = login.z_values.get((key_id, sm2_id))
+        if z is None:
+            point = vendor_sm2.public_point(login.session, vendor, key_id, key)
+            z = login.z_values[(key_id, sm2_id)] = sm2.z_value(point, sm2_id)
+        if self._raw is None:
+            raise E.MechanismUnsupported(detail="raw Cryptoki calls unavailable")
+        raw = self._raw.sign(
+            int(login.session.handle), vendor.sm2.mechanism, int(key.handle), sm2.sm3(z + data)
+        )  # e = SM3(Z ‖ M)
+        r, s = vendor_sm2.decode_signature(raw, vendor.sm2.signature)
+        return sm2.signature_der(r, s)
 
     def _sign(self, serial: str, key_id: bytes, data: bytes, algorithm: SignAlgorithm) -> bytes:
         login = self._logins.get(serial)
@@ -409,7 +492,7 @@ class Pkcs11Driver:
         if login is not None:
             yield login.session
             return
-        with token.open(rw=rw) as session:
+        with self._open(token, rw=rw) as session:
             yield session
 
     def public_keys(self, serial: str) -> list[PublicKeyObject]:
@@ -490,5 +573,5 @@ class Pkcs11Driver:
         if login is not None:
             login.session.set_pin(old.reveal(), new.reveal())
             return
-        with token.open(rw=True) as session:
+        with self._open(token, rw=True) as session:
             session.set_pin(old.reveal(), new.reveal())

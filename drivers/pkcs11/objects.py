@@ -9,6 +9,7 @@ from typing import Any
 import pkcs11.exceptions as pe
 from asn1crypto import keys as asn1_keys
 from pkcs11 import Attribute, KeyType
+from pkcs11.attributes import AttributeMapper, handle_ulong
 from pkcs11.util.ec import encode_ec_public_key
 from pkcs11.util.rsa import encode_rsa_public_key
 
@@ -16,6 +17,26 @@ from drivers import errors as E
 from drivers.types import KeyObject
 
 log = logging.getLogger(__name__)
+
+
+# DER of the SM2 curve's OID 1.2.156.10197.1.301, as CKA_EC_PARAMS would hold it
+SM2_EC_PARAMS = bytes.fromhex("06082a811ccf5501822d")
+
+
+def _key_type(raw: bytes) -> KeyType | int:
+    value = handle_ulong[1](raw)
+    try:
+        return KeyType(value)
+    except ValueError:
+        return int(value)  # vendor-defined (a vendor's SM2): python-pkcs11 would raise
+
+
+def attribute_mapper() -> AttributeMapper:
+    """python-pkcs11's mapper, except that CKA_KEY_TYPE values outside its enum come back
+    as plain ints instead of failing the whole read."""
+    mapper = AttributeMapper()
+    mapper.register_handler(Attribute.KEY_TYPE, handle_ulong[0], _key_type)
+    return mapper
 
 
 def text(value: Any) -> str:
@@ -63,19 +84,28 @@ def destroy_quietly(objects: tuple[Any, ...], label: str) -> None:
             log.error("cannot remove key object %r again: %s", label, type(exc).__name__)
 
 
-def key_object(obj: Any, key_id: bytes, *, from_public: bool) -> KeyObject:
+def key_object(
+    obj: Any, key_id: bytes, *, from_public: bool, sm2_key_type: int | None = None
+) -> KeyObject:
+    """``sm2_key_type``: the vendor CKK the module's SM2 keys carry (vendors.toml)."""
     key_type = attr(obj, Attribute.KEY_TYPE, None)
     bits: int | None = None
     ec_params: bytes | None = None
-    if key_type == KeyType.RSA:
+    if sm2_key_type is not None and key_type == sm2_key_type:
+        type_name, bits, ec_params = "SM2", 256, SM2_EC_PARAMS
+    elif key_type == KeyType.RSA:
         modulus = attr(obj, Attribute.MODULUS, None)
         bits = len(modulus) * 8 if modulus else attr(obj, Attribute.MODULUS_BITS, None)
         type_name = "RSA"
     elif key_type == KeyType.EC:
         ec_params = attr(obj, Attribute.EC_PARAMS, None)
         type_name = "EC"
+    elif isinstance(key_type, KeyType):
+        type_name = key_type.name
+    elif isinstance(key_type, int):
+        type_name = f"{key_type:#x}"  # vendor-defined, not in the vendor table
     else:
-        type_name = getattr(key_type, "name", str(key_type))
+        type_name = str(key_type)
     return KeyObject(
         key_id=key_id,
         label=text(attr(obj, Attribute.LABEL, "")),
