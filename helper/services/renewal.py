@@ -351,6 +351,9 @@ class RenewalService:
         self.gate.certificates.algorithm(entry)  # SM2 and the like: refused before any dialog
         spec = key_spec_for(model) if new_key else None
         driver = self.gate.tokens.driver_for(entry.token)
+        if spec is not None and spec.key_type not in driver.capabilities.key_generation:
+            # e.g. SM2 through a vendor PKCS#11 module: refused before any dialog
+            raise MechanismUnsupported(detail=f"{spec.key_type} key pairs ({driver.family})")
         what = (
             "在 USB Key 上新建容器，生成新的密钥对并签署延期申请；原密钥和证书保留 "
             "(a new key pair is made in a new container on the key and signs the request; "

@@ -26,7 +26,7 @@ from asn1crypto import x509 as asn1_x509
 
 from drivers.skf.driver import SkfDriver, key_id
 from helper.demo.ca_sm2 import Sm2Issuer, issue_sm2_renewal
-from helper.services import renewal as renewal_module
+from helper.domain.renewal import RenewalWindow
 from helper.services.prompts import ConsentChoice, ConsentRequest
 from helper.services.renewal import RenewalSettings
 from tests.support.bridge import HALL, Bridge, call, running_bridge
@@ -36,7 +36,6 @@ from tests.support.sm2 import (
     gmalg_verifies,
     openssl_verifies,
     spki_of,
-    use_sm2_chains,
     verified_both_ways,
 )
 from tests.support.tokens import Fixtures
@@ -66,11 +65,6 @@ def der_of(path: str | Path) -> bytes:
 def issuer_of(gm: GmKeys) -> Sm2Issuer:
     issuing = Path(gm.section["ca"]["issuing"])
     return Sm2Issuer.load(issuing, issuing.with_suffix(".key"))
-
-
-@pytest.fixture
-def sm2_chains(gm_keys: GmKeys, monkeypatch: pytest.MonkeyPatch) -> str:
-    return use_sm2_chains(monkeypatch, renewal_module, gm_keys.section["ca"])
 
 
 # --- the bridge -------------------------------------------------------------------------
@@ -162,7 +156,6 @@ async def test_sm2_renewal_then_the_renewed_certificate_signs(
     fixtures: Fixtures,
     state: Path,
     tmp_path: Path,
-    sm2_chains: str,
     new_key: bool,
 ) -> None:
     serial = gm_keys.serial("gm1")
@@ -246,7 +239,6 @@ async def test_key_pulled_out_during_install_leaves_it_as_it_was(
     fixtures: Fixtures,
     state: Path,
     tmp_path: Path,
-    sm2_chains: str,
     new_key: bool,
 ) -> None:
     serial = gm_keys.serial("gm1")
@@ -277,7 +269,6 @@ async def test_a_certificate_that_does_not_verify_is_not_written(
     fixtures: Fixtures,
     state: Path,
     tmp_path: Path,
-    sm2_chains: str,
 ) -> None:
     serial = gm_keys.serial("gm1")
     prompter = ScriptedPrompter()
@@ -299,3 +290,26 @@ async def test_a_certificate_that_does_not_verify_is_not_written(
         assert r["error"]["code"] == "renewal_untrusted", r
         assert snapshot(skf_driver, serial) == before
         assert [k for k, _ in prompter.calls].count("consent") == 1  # the request's only
+
+
+@sync
+async def test_sm2_request_through_a_vendor_pkcs11_module(
+    p11sm2_driver: Any, p11sm2: Any, fixtures: Fixtures, state: Path, tmp_path: Path
+) -> None:
+    """An SM2 key behind a vendor PKCS#11 mechanism (softp11sm2): the existing key signs
+    an SM2 request; a new key is refused before any dialog (no SM2 key generation there)."""
+    old = p11sm2.cert_der
+    settings = RenewalSettings.build([CA], window=RenewalWindow(before_days=400))
+    prompter = ScriptedPrompter()
+    async with running_bridge(
+        p11sm2_driver, fixtures, state, prompter, origins=[HALL, CA], renewal=settings
+    ) as b:
+        sha = hashlib.sha256(old).hexdigest()
+        r = await on_ca(b, "renewal.request", {"certificate": sha, "new_key": True})
+        assert r["error"]["code"] == "mechanism_unsupported", r
+        assert prompter.calls == []
+        r = await on_ca(b, "renewal.request", {"certificate": sha, "new_key": False})
+        assert "result" in r, r
+        spki = check_request(base64.b64decode(r["result"]["csr"]), old, tmp_path)
+        assert spki == spki_of(old)
+        assert prompter.kinds() == ["consent", "pin"]

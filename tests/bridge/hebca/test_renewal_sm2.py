@@ -13,28 +13,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pytest
 from asn1crypto import keys as asn1_keys
 
 from drivers.skf.driver import SkfDriver, key_id
 from helper.bridge.hebca.settings import HebcaOriginOptions
 from helper.demo.ca_sm2 import Sm2Issuer, sm2_renewed_certificate
-from helper.services import renewal as renewal_module
 from helper.services.renewal import RenewalSettings
 from tests.support.doubles import ScriptedPrompter
 from tests.support.hebca import HALL, REFUSED, Hebca, call, js, ok, running_hebca
 from tests.support.skf import GmKeys
-from tests.support.sm2 import spki_of, use_sm2_chains
+from tests.support.sm2 import spki_of
 from tests.support.tokens import Fixtures
 
 CA = "https://www.hebca.com"
 EXPIRING_CN = "沧州市即将到期测试有限公司"
 OLD = "即将到期"
-
-
-@pytest.fixture
-def sm2_chains(gm_keys: GmKeys, monkeypatch: pytest.MonkeyPatch) -> str:
-    return use_sm2_chains(monkeypatch, renewal_module, gm_keys.section["ca"])
 
 
 @contextlib.asynccontextmanager
@@ -68,7 +61,7 @@ def old_der(drv: SkfDriver, serial: str) -> bytes:
 
 
 def test_gen_key_pair_sm2_then_import_cert(
-    skf_driver: SkfDriver, gm_keys: GmKeys, fixtures: Fixtures, state: Path, sm2_chains: str
+    skf_driver: SkfDriver, gm_keys: GmKeys, fixtures: Fixtures, state: Path
 ) -> None:
     serial = gm_keys.serial("gm1")
     old = old_der(skf_driver, serial)
