@@ -43,6 +43,14 @@ class Capabilities:
     key_generation: frozenset[str] = frozenset()
     #: ``write_certificate`` is available
     certificate_writes: bool = False
+    #: a key has one certificate slot and the family cannot relabel or delete a certificate
+    #: alone (SKF): ``write_certificate`` for a key that has a certificate replaces it in
+    #: place (``archive_label`` cannot apply), and the certificate of another key that the
+    #: new one renews is then reported archived by the driver itself (superseded), never
+    #: removed, since removing it would delete its key
+    one_certificate_per_key: bool = False
+    #: ``write_certificate`` needs the user logged in (SKF_ImportCertificate does)
+    writes_need_login: bool = False
     #: the library reports insertion and removal itself (else: poll list_tokens)
     device_events: bool = False
 

@@ -18,17 +18,29 @@ SM2 signing computes ``e = SM3(Z ‖ M)`` here (:mod:`drivers.sm2`) from the con
 signing public key and the caller's ID, and ``SKF_ECCSignData`` signs ``e``; the result is
 DER ``SEQUENCE{r, s}``. RSA containers sign a DigestInfo built here with
 ``SKF_RSASignData`` (PKCS#1 v1.5).
+
+Renewal (docs/renewal.md): a new key pair goes into a new container (the old one keeps its
+key and certificate until the new certificate is in), and a certificate is written with one
+``SKF_ImportCertificate``. SKF can neither relabel nor delete a certificate, so an old
+certificate that a newer one of another container renews is reported archived
+(:func:`superseded`) instead of being relabelled.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import logging
 import os
+import re
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TypeVar
+
+from asn1crypto import x509 as asn1_x509
 
 from drivers import errors as E
 from drivers import sm2
@@ -155,6 +167,16 @@ class SkfDriver:
             ),
             pin_retry_counts=True,
             default_pin_flag=True,
+            key_generation=frozenset(
+                kind
+                for kind, call in (("SM2", "SKF_GenECCKeyPair"), ("RSA", "SKF_GenRSAKeyPair"))
+                if self.lib.has(call)
+                and self.lib.has("SKF_CreateContainer")
+                and self.lib.has("SKF_DeleteContainer")
+            ),
+            certificate_writes=self.lib.has("SKF_ImportCertificate"),
+            one_certificate_per_key=True,
+            writes_need_login=True,
             device_events=self.lib.has_device_events,
         )
 
@@ -333,7 +355,7 @@ class SkfDriver:
             finally:
                 with contextlib.suppress(E.CertHelperError):
                     self.lib.close_container(con)
-        return TokenContents(token=info, certificates=certs, private_keys=keys)
+        return TokenContents(token=info, certificates=superseded(certs), private_keys=keys)
 
     def public_keys(self, serial: str) -> list[PublicKeyObject]:
         def collect(app: _App) -> list[PublicKeyObject]:
@@ -466,10 +488,51 @@ class SkfDriver:
                 self.lib.close_container(con)
         app.containers.clear()
 
-    # --- writes (the renewal issue) ------------------------------------------------------
+    # --- writes (online renewal) -------------------------------------------------------
 
     def generate_key_pair(self, serial: str, spec: KeyPairSpec, label: str) -> PublicKeyObject:
-        raise E.MechanismUnsupported(detail="key generation on SKF keys is not available yet")
+        """A new signing key pair (SM2, or RSA-1024/2048) in a **new container** named after
+        ``label`` (the old container's name) with a random suffix; needs a login.
+
+        An SKF container holds one signing key pair and SKF_GenECCKeyPair replaces it, so
+        generating in the old container would destroy the key of the certificate still in
+        use. The old container is not touched; a new key pair that never gets its
+        certificate stays as a key without a certificate (keys are never deleted)."""
+        kind = spec.key_type.upper()
+        if kind == "SM2":
+            if spec.bits not in (None, 256):
+                raise E.BadInput(detail="an SM2 key pair has 256 bits")
+        elif kind == "RSA":
+            if spec.bits not in (1024, 2048):
+                raise E.MechanismUnsupported(detail=f"RSA-{spec.bits} on an SKF key (1024/2048)")
+        else:
+            raise E.MechanismUnsupported(detail=f"{spec.key_type} key pairs on an SKF key")
+        if kind not in self._capabilities.key_generation:
+            raise E.MechanismUnsupported(detail=f"{os.path.basename(self.module_path)}: {kind}")
+        return self.worker.call(
+            lambda: self._on(serial, lambda app: self._generate(app, kind, spec.bits, label))
+        )
+
+    def _generate(self, app: _App, kind: str, bits: int | None, label: str) -> PublicKeyObject:
+        if not app.logged_in:
+            raise E.NotLoggedIn(detail=app.serial)
+        name = new_container_name(label, set(self.lib.enum_containers(app.handle)))
+        con = self.lib.create_container(app.handle, name)
+        try:
+            public: EccPublicKey | RsaPublicKey = (
+                self.lib.gen_ecc_key_pair(con)
+                if kind == "SM2"
+                else self.lib.gen_rsa_key_pair(con, bits or 2048)
+            )
+        except E.CertHelperError:
+            with contextlib.suppress(E.CertHelperError):  # still empty: no key is lost
+                self.lib.close_container(con)
+                self.lib.delete_container(app.handle, name)
+            raise
+        app.containers[name] = con
+        app.public_keys[name] = public
+        log.info("generated %s key pair in new container %r on %s", kind, name, app.serial)
+        return PublicKeyObject(key_id(name, sign=True), name, public.spki_der())
 
     def write_certificate(
         self,
@@ -479,10 +542,143 @@ class SkfDriver:
         replace: CertObject | None = None,
         archive_label: str | None = None,
     ) -> None:
-        raise E.MechanismUnsupported(detail="certificate writes to SKF keys are not available yet")
+        """Write ``new`` as the signing certificate of its container with **one**
+        SKF_ImportCertificate: either it is there afterwards or nothing changed.
+
+        A container has one signing-certificate slot and SKF can neither relabel nor delete
+        a certificate alone, so ``archive_label`` does not apply (``one_certificate_per_key``):
+        - ``replace`` in the same container (the same key) is overwritten by ``new``;
+        - ``replace`` in another container (a new key) stays where it is, with its key, and
+          is reported archived from then on because ``new`` supersedes it (see
+          :func:`superseded`).
+        ``replace`` must still be on the token exactly once; the certificate must carry the
+        container's signing public key. Encryption certificates come with a CA-made key
+        pair (SKF_ImportECCKeyPair) and are not written here."""
+        self.worker.call(lambda: self._on(serial, lambda app: self._write(app, new, replace)))
+
+    def _write(self, app: _App, new: NewCertificate, replace: CertObject | None) -> None:
+        if not app.logged_in:
+            raise E.NotLoggedIn(detail=app.serial)
+        if not new.der:
+            raise E.BadInput(detail="empty certificate")
+        container, signing = split_key_id(new.key_id)
+        if not signing:
+            raise E.MechanismUnsupported(
+                detail="an SKF encryption certificate comes with its CA-made key pair"
+            )
+        present = self._read_objects(app).certificates
+        if any(c.value == new.der for c in present):
+            raise E.CertificateExists(detail=container)
+        if replace is not None:
+            matches = [c for c in present if c.value == replace.value]
+            if len(matches) != 1:
+                raise E.TokenChanged(detail=f"{len(matches)} certificates match {replace.label!r}")
+        con = self._container(app, container)
+        public = self.lib.export_public_key(con, True)
+        if public is None:
+            raise E.KeyNotFound(detail=container)
+        if not certificate_carries(new.der, public):
+            raise E.BadInput(detail=f"the certificate is not for the key of {container!r}")
+        self.lib.import_certificate(con, new.der, sign=True)
+        log.info("wrote the signing certificate of %r on %s", container, app.serial)
 
 
 def _key_object(kid: bytes, label: str, public: EccPublicKey | RsaPublicKey) -> KeyObject:
     if isinstance(public, EccPublicKey):
         return KeyObject(kid, label, "SM2", 256, _SM2_EC_PARAMS)
     return KeyObject(kid, label, "RSA", public.bits)
+
+
+# --- renewal: container names, certificates and their keys, superseded certificates --------
+
+MAX_CONTAINER_NAME = 64  # bytes (GmSSL's skf.h; libsoftskf's limit too)
+_RENEWAL_SUFFIX = re.compile(r"-r[0-9a-f]{8}$")
+
+
+def new_container_name(label: str, taken: set[str]) -> str:
+    """``<label>-r<8 hex>``: the old container's name (a suffix of an earlier renewal
+    dropped, unusable characters removed, cut to fit 64 bytes) and a random suffix."""
+    base = "".join(c for c in label if c.isprintable() and c not in "/\\").lstrip(".")
+    base = _RENEWAL_SUFFIX.sub("", base.strip()) or "certhelper"
+    room = MAX_CONTAINER_NAME - 10
+    while len(base.encode("utf-8")) > room:
+        base = base[:-1]
+    while True:
+        name = f"{base}-r{secrets.token_hex(4)}"
+        if name not in taken:
+            return name
+
+
+def certificate_carries(der: bytes, public: EccPublicKey | RsaPublicKey) -> bool:
+    """Whether the certificate's subject public key is ``public``."""
+    try:
+        info = asn1_x509.Certificate.load(der)["tbs_certificate"]["subject_public_key_info"]
+        algorithm = info["algorithm"]["algorithm"].native
+        if isinstance(public, EccPublicKey):
+            return algorithm == "ec" and bytes(info["public_key"]) == public.point
+        numbers = info["public_key"].parsed
+        return algorithm == "rsa" and (
+            int(numbers["modulus"].native),
+            int(numbers["public_exponent"].native),
+        ) == (public.n, public.e)
+    except (ValueError, TypeError, KeyError):
+        return False
+
+
+@dataclass(frozen=True)
+class _Signing:
+    index: int
+    container: str
+    subject: bytes
+    issuer: bytes
+    algorithm: str
+    not_before: datetime
+    not_after: datetime
+
+
+def superseded(certs: list[CertObject]) -> list[CertObject]:
+    """``certs`` with every signing certificate that a later one renews labelled
+    ``archived-YYYYMMDD:<container>`` (the date: the newer one's notBefore, UTC).
+
+    SKF cannot relabel or delete a certificate, so a renewal with a new key leaves the old
+    certificate in its container. It counts as renewed (and is then listed, never used)
+    when the signing certificate of **another** container names the same subject and
+    issuer (DER, byte for byte), has a key of the same algorithm and runs later — what a
+    renewal produces. A key holding RSA and SM2 certificates of one holder keeps both."""
+    parsed: list[_Signing] = []
+    for i, c in enumerate(certs):
+        if not c.key_id.endswith(SIGN):
+            continue
+        try:
+            tbs = asn1_x509.Certificate.load(c.value)["tbs_certificate"]
+            info = tbs["subject_public_key_info"]["algorithm"]
+            curve = info["parameters"].dump() if info["algorithm"].native == "ec" else b""
+            parsed.append(
+                _Signing(
+                    i,
+                    split_key_id(c.key_id)[0],
+                    tbs["subject"].dump(),
+                    tbs["issuer"].dump(),
+                    f"{info['algorithm'].dotted}:{curve.hex()}",
+                    tbs["validity"]["not_before"].native,
+                    tbs["validity"]["not_after"].native,
+                )
+            )
+        except (ValueError, TypeError, KeyError, E.KeyNotFound):
+            continue  # unreadable: listed as it is, the layers above say why
+    out = list(certs)
+    for old in parsed:
+        newer = [
+            p
+            for p in parsed
+            if p.container != old.container
+            and (p.subject, p.issuer, p.algorithm) == (old.subject, old.issuer, old.algorithm)
+            and p.not_after > old.not_after
+        ]
+        if newer:
+            latest = max(newer, key=lambda p: p.not_after)
+            stamp = latest.not_before.astimezone(UTC).strftime("%Y%m%d")
+            out[old.index] = dataclasses.replace(
+                certs[old.index], label=f"archived-{stamp}:{old.container}"
+            )
+    return out

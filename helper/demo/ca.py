@@ -9,7 +9,8 @@ The flow (the shape a CA's renewal site follows with certhelper):
    ``POST /api/orders/{id}/pay`` is the demo payment (nothing is charged);
 3. the page gets a PKCS#10 request from the key (``CertHelper.renewal.request``) and
    posts it: ``POST /api/orders/{id}/csr {csr}``; the CA checks the order is paid, the
-   request (helper.demo.ca_issue) and issues the renewed certificate;
+   request (helper.demo.ca_issue; SM2 certificates: helper.demo.ca_sm2, by the SM2
+   issuing CA) and issues the renewed certificate;
 4. the page has the helper write it (``CertHelper.renewal.install``) and reports
    ``POST /api/orders/{id}/installed {installed}``; ``/orders/{id}`` is the receipt.
 
@@ -47,6 +48,7 @@ from helper.demo.ca_issue import (
     load_certificate,
     load_request,
 )
+from helper.demo.ca_sm2 import Sm2Issuer, is_sm2_certificate, issue_sm2_renewal
 from helper.demo.web import CST, DEFAULT_HELPER, esc, normalize_base, page_headers
 from helper.domain.renewal import renewed_validity
 
@@ -120,6 +122,15 @@ class DemoCa:
     helper_base: str
     clock: Clock
     orders: dict[str, Order] = field(default_factory=dict)
+    #: the SM2 issuing CA, for SM2 certificates (None: this CA renews RSA/EC only)
+    sm2: Sm2Issuer | None = None
+
+    def issued(self, cert: x509.Certificate) -> bool:
+        """Whether this CA (its RSA/EC or its SM2 issuing CA) issued ``cert``."""
+        der = cert.public_bytes(Encoding.DER)
+        if is_sm2_certificate(der):
+            return self.sm2 is not None and self.sm2.issued(der)
+        return issued_by(cert, self.issuing)
 
     def session_id(self, request: web.Request) -> str | None:
         sid = request.cookies.get(COOKIE)
@@ -343,14 +354,14 @@ async def api_inspect(request: web.Request, ca: DemoCa) -> web.StreamResponse:
     out = []
     for item in items:
         cert = load_certificate(_decode(item, "证书"))
-        out.append({"sha256": _sha256(cert), "ours": issued_by(cert, ca.issuing)})
+        out.append({"sha256": _sha256(cert), "ours": ca.issued(cert)})
     return web.json_response({"certificates": out}, headers=NO_STORE)
 
 
 async def api_new_order(request: web.Request, ca: DemoCa) -> web.StreamResponse:
     body = await _json_body(request, ca)
     old = load_certificate(_decode(body.get("certificate"), "证书"))
-    if not issued_by(old, ca.issuing):
+    if not ca.issued(old):
         raise IssueError(
             "not_our_certificate", "该证书非本CA签发，不能在此延期 (not issued by this CA)"
         )
@@ -387,20 +398,27 @@ async def api_csr(request: web.Request, ca: DemoCa) -> web.StreamResponse:
         raise Refused(400, "order_done", "该订单已办理完成 (order already completed)")
     if order.paid_at is None:
         raise Refused(400, "order_unpaid", "订单尚未支付，请先支付 (order not paid)")
-    request_ = load_request(_decode(body.get("csr"), "证书请求"))
+    csr = _decode(body.get("csr"), "证书请求")
     now = ca.clock()
-    renewal = issue_renewal(order.old, request_, ca.issuing, ca.issuing_key, now)
-    order.issued, order.same_key = renewal.certificate, renewal.same_key
+    old_der = order.old.public_bytes(Encoding.DER)
+    if is_sm2_certificate(old_der):
+        if ca.sm2 is None:
+            raise IssueError("not_our_certificate", "本CA不签发国密证书 (no SM2 issuing CA)")
+        sm2_renewal = issue_sm2_renewal(old_der, csr, ca.sm2, now)
+        issued = x509.load_der_x509_certificate(sm2_renewal.der)
+        same_key, chain = sm2_renewal.same_key, [ca.sm2.der]
+    else:
+        renewal = issue_renewal(order.old, load_request(csr), ca.issuing, ca.issuing_key, now)
+        issued, same_key = renewal.certificate, renewal.same_key
+        chain = [c.public_bytes(Encoding.DER) for c in ca.chain]
+    order.issued, order.same_key = issued, same_key
     log.info(
-        "order %s: issued %s (%s key)",
-        order.id,
-        _serial(renewal.certificate),
-        "same" if renewal.same_key else "new",
+        "order %s: issued %s (%s key)", order.id, _serial(issued), "same" if same_key else "new"
     )
     return web.json_response(
         {
-            "certificate": _b64(renewal.certificate),
-            "chain": [_b64(c) for c in ca.chain],
+            "certificate": _b64(issued),
+            "chain": [base64.b64encode(c).decode("ascii") for c in chain],
             "order": order.to_json(now),
         },
         headers=NO_STORE,
@@ -441,11 +459,14 @@ def create_ca_app(
     origin: str,
     helper_base: str = DEFAULT_HELPER,
     now: Clock | None = None,
+    sm2: Sm2Issuer | None = None,
 ) -> web.Application:
     """The demo CA for ``origin`` (its public ``scheme://host:port``), signing with
     ``issuing_key``. ``chain``: the CA certificates handed to the helper with a renewed
     certificate (the issuing CA; the helper trusts its own configured roots).
-    ``helper_base``: where pages load certhelper.js from. ``now``: a clock (tests)."""
+    ``helper_base``: where pages load certhelper.js from. ``now``: a clock (tests).
+    ``sm2``: the SM2 issuing CA that renews SM2 certificates (SM2-with-SM3); the chain
+    handed out with them is that CA's certificate."""
     ca = DemoCa(
         issuing_cert,
         issuing_key,
@@ -453,6 +474,7 @@ def create_ca_app(
         origin.rstrip("/"),
         normalize_base(helper_base),
         now or (lambda: datetime.now(UTC)),
+        sm2=sm2,
     )
     app = web.Application(middlewares=[_headers], client_max_size=MAX_BODY)
     app[CA_KEY] = ca
@@ -474,11 +496,25 @@ class DemoCaFiles:
     root: Path
     issuing: Path
     key: Path
+    #: the SM2 CA of the demo's soft SKF key (manifest "skf"."ca"), when it was built
+    sm2_root: Path | None = None
+    sm2_issuing: Path | None = None
+    sm2_key: Path | None = None
+
+    @property
+    def roots(self) -> list[Path]:
+        """Every root a renewed certificate of this CA chains to (RSA, then SM2)."""
+        return [self.root] + ([self.sm2_root] if self.sm2_root else [])
 
     def load(self) -> tuple[x509.Certificate, CertificateIssuerPrivateKeyTypes]:
         cert = x509.load_pem_x509_certificate(self.issuing.read_bytes())
         key = serialization.load_pem_private_key(self.key.read_bytes(), None)
         return cert, key  # type: ignore[return-value]
+
+    def load_sm2(self) -> Sm2Issuer | None:
+        if self.sm2_issuing is None or self.sm2_key is None:
+            return None
+        return Sm2Issuer.load(self.sm2_issuing, self.sm2_key)
 
 
 NOT_BUILT = (
@@ -495,20 +531,37 @@ def demo_ca_files(directory: Path | None = None) -> DemoCaFiles:
     manifest = (directory or demo_dir()) / "manifest.json"
     if not manifest.exists():
         raise ValueError(NOT_BUILT.format(missing=manifest))
-    ca = json.loads(manifest.read_text("utf-8")).get("ca", {})
+    data = json.loads(manifest.read_text("utf-8"))
+    ca = data.get("ca", {})
     if "root" not in ca or "issuing" not in ca:
         raise ValueError(NOT_BUILT.format(missing=f"{manifest}: ca.root / ca.issuing"))
     issuing = Path(ca["issuing"])
-    files = DemoCaFiles(Path(ca["root"]), issuing, issuing.with_suffix(".key"))
-    for path in (files.root, files.issuing, files.key):
-        if not path.exists():
+    sm2_ca = (data.get("skf") or {}).get("ca") or {}
+    sm2_issuing = Path(sm2_ca["issuing"]) if "issuing" in sm2_ca and "root" in sm2_ca else None
+    files = DemoCaFiles(
+        Path(ca["root"]),
+        issuing,
+        issuing.with_suffix(".key"),
+        sm2_root=Path(sm2_ca["root"]) if sm2_issuing else None,
+        sm2_issuing=sm2_issuing,
+        sm2_key=sm2_issuing.with_suffix(".key") if sm2_issuing else None,
+    )
+    for path in (files.root, files.issuing, files.key, files.sm2_root, files.sm2_key):
+        if path is not None and not path.exists():
             raise ValueError(NOT_BUILT.format(missing=path))
     return files
 
 
 def demo_ca_app(files: DemoCaFiles, *, origin: str, helper_base: str) -> web.Application:
     issuing, key = files.load()
-    return create_ca_app(issuing, key, chain=[issuing], origin=origin, helper_base=helper_base)
+    return create_ca_app(
+        issuing,
+        key,
+        chain=[issuing],
+        origin=origin,
+        helper_base=helper_base,
+        sm2=files.load_sm2(),
+    )
 
 
 def run_demo_ca(
@@ -521,8 +574,9 @@ def run_demo_ca(
     app = demo_ca_app(files, origin=origin, helper_base=helper_base)
     print(f"演示CA已启动 (demo CA): {origin}/", flush=True)
     print(f"证书助手地址 (helper): {normalize_base(helper_base)}", flush=True)
+    roots = " ".join(str(p) for p in files.roots)
     print(
-        f"证书助手需允许本站并信任 (the helper must allow this origin and trust) {files.root}",
+        f"证书助手需允许本站并信任 (the helper must allow this origin and trust) {roots}",
         flush=True,
     )
     web.run_app(app, host=host, port=port, print=None, access_log=None)

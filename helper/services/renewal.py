@@ -3,10 +3,14 @@ around each write (security.md, requirement 13; docs/renewal.md).
 
 - ``status``: every certificate with a key, its expiry and renewal window.
 - ``request``: a PKCS#10 request signed on the token, by the certificate's key
-  or by a new key pair generated on the token (the old key stays).
+  or by a new key pair generated on the token (the old key stays). SM2
+  certificates get an SM2 request (SM2-with-SM3, default ID; helper.csr).
 - ``install``: the renewed certificate written next to its key, after the
   checks below and a native confirmation; the old certificate is archived or
   removed in the same all-or-nothing driver call. Keys are never deleted.
+  On drivers with one certificate per key (SKF) the old certificate is
+  replaced in place (same key) or superseded and shown archived (new key):
+  :func:`old_certificate_outcome`.
 
 Only configured CA origins get here; every other origin is refused whatever
 its consent. The HEBCA ``GenKeyPair``/``ImportCert`` go through the same code.
@@ -28,6 +32,7 @@ from asn1crypto import core as asn1_core
 from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 
 from drivers.aio import AsyncDriver
@@ -160,13 +165,15 @@ class _Target:
 
 
 def _normal_spki(spki: bytes) -> bytes:
-    """SPKI in one canonical encoding (tokens and CAs differ in small ways)."""
+    """SPKI in one canonical encoding (tokens and CAs differ in small ways). SM2 keys,
+    which ``cryptography`` cannot load, are compared as encoded (both sides write
+    id-ecPublicKey, the named SM2 curve and an uncompressed point)."""
     try:
         key = serialization.load_der_public_key(spki)
         return key.public_bytes(
             serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
         )
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, UnsupportedAlgorithm):
         return spki
 
 
@@ -186,7 +193,31 @@ def key_spec_for(model: CertificateModel) -> KeyPairSpec:
     if model.key_type == "EC":
         params = asn1_keys.PublicKeyInfo.load(model.spki_der)["algorithm"]["parameters"]
         return KeyPairSpec("EC", ec_params=params.dump())
+    if model.key_type == "SM2":
+        return KeyPairSpec("SM2", bits=256)
     raise MechanismUnsupported(detail=f"no key generation for {model.key_type} keys")
+
+
+def old_certificate_outcome(
+    driver: TokenDriver, old_key_id: bytes, new_key_id: bytes, archive_old: bool
+) -> tuple[bool, str]:
+    """(pass an archive label to the driver, what happens: "archived" | "removed").
+
+    A driver with one certificate per key (SKF) cannot keep two certificates on one key
+    nor relabel or delete one alone: on the same key the new certificate replaces the
+    old one ("removed"); with a new key the old one stays with its key and is shown
+    archived ("archived"), whatever ``[renewal] old_certificate`` says."""
+    if driver.capabilities.one_certificate_per_key:
+        same_key = old_key_id == new_key_id
+        return False, "removed" if same_key else "archived"
+    return archive_old, "archived" if archive_old else "removed"
+
+
+_OLD_CERTIFICATE_TEXT = {
+    "archived": "保留为归档证书，不再使用 (kept, archived, no longer used)",
+    "removed": "从 USB Key 删除，密钥保留 (removed; its key stays)",
+    "replaced": "由新证书替换，密钥不变 (replaced by the new certificate; the key stays)",
+}
 
 
 class RenewalService:
@@ -319,8 +350,16 @@ class RenewalService:
             raise RenewalNotDue(detail=f"not after {iso(model.not_after)}")
         self.gate.certificates.algorithm(entry)  # SM2 and the like: refused before any dialog
         spec = key_spec_for(model) if new_key else None
+        driver = self.gate.tokens.driver_for(entry.token)
+        if spec is not None and spec.key_type not in driver.capabilities.key_generation:
+            # e.g. SM2 through a vendor PKCS#11 module: refused before any dialog
+            raise MechanismUnsupported(detail=f"{spec.key_type} key pairs ({driver.family})")
         what = (
-            "在 USB Key 上生成新的密钥对并签署延期申请；原密钥和证书保留 "
+            "在 USB Key 上新建容器，生成新的密钥对并签署延期申请；原密钥和证书保留 "
+            "(a new key pair is made in a new container on the key and signs the request; "
+            "the old key and certificate stay)"
+            if new_key and driver.capabilities.one_certificate_per_key
+            else "在 USB Key 上生成新的密钥对并签署延期申请；原密钥和证书保留 "
             "(a new key pair is made on the key and signs the request; the old key and "
             "certificate stay)"
             if new_key
@@ -408,7 +447,15 @@ class RenewalService:
             raise RenewalUntrusted(detail=exc.detail) from None
         # the key's label, as the issue of the key pair named it (else the old one's)
         label = target.key_label or strip_archive(old.obj.label) or model.subject_cn
-        archived = archive_label(old.obj.label, now) if self.settings.archive_old else None
+        keep, outcome = old_certificate_outcome(
+            target.driver, old.obj.key_id, target.key_id, self.settings.archive_old
+        )
+        archived = archive_label(old.obj.label, now) if keep else None
+        shown = (
+            "replaced"
+            if outcome == "removed" and target.driver.capabilities.one_certificate_per_key
+            else outcome
+        )
         await self._confirm(
             origin,
             "renewal.install",
@@ -421,15 +468,14 @@ class RenewalService:
                 ),
                 ("新证书颁发者 (New issuer)", model.issuer_cn),
                 ("原证书有效期至 (Old valid to)", _local(old.model.not_after)),
-                (
-                    "原证书 (Old certificate)",
-                    "保留为归档证书，不再使用 (kept, archived, no longer used)"
-                    if archived
-                    else "从 USB Key 删除，密钥保留 (removed; its key stays)",
-                ),
+                ("原证书 (Old certificate)", _OLD_CERTIFICATE_TEXT[shown]),
                 ("USB Key", target.token.label),
             ],
         )
+        if target.driver.capabilities.writes_need_login:  # SKF: the login may have ended
+            session = await self.gate.ensure_login(origin, "renewal.install", old)
+            session.just_logged_in = False  # buys no free signature
+            self.gate.sessions.touch(session)
         new = NewCertificate(
             key_id=target.key_id,
             label=label,
@@ -456,7 +502,7 @@ class RenewalService:
         return {
             "installed": model.sha256,
             "replaced": old.model.sha256,
-            "old_certificate": "archived" if archived else "removed",
+            "old_certificate": outcome,
             "not_after": iso(model.not_after),
         }
 
