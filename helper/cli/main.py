@@ -170,12 +170,26 @@ def resolve_config(args: argparse.Namespace) -> Config:
         if skf is not None:  # the SM2 key on the soft SKF library (older demo dirs lack it)
             config.skf_libraries = [SkfLibrarySetting(skf[0])]
             config.softskf_dir = skf[1]
-        root = demo_dir() / "ca" / "root-ca.pem"  # the demo CA's (`certhelper demo-ca`)
-        if root.exists() and str(root) not in config.renewal_ca_roots:
-            config.renewal_ca_roots.append(str(root))
+        for root in demo_roots(demo_dir()):  # the demo CA's (`certhelper demo-ca`)
+            if str(root) not in config.renewal_ca_roots:
+                config.renewal_ca_roots.append(str(root))
         if config.renewal_url == Config.renewal_url:  # 证书延期 opens the demo CA
             config.renewal_url = DEMO_CA_URL
     return config
+
+
+def demo_roots(directory: Path) -> list[Path]:
+    """The roots the demo CA's renewed certificates chain to: RSA, and SM2 when the demo
+    has its soft SKF key."""
+    try:
+        manifest = json.loads((directory / "manifest.json").read_text("utf-8"))
+    except (OSError, ValueError):
+        return []
+    found = [directory / "ca" / "root-ca.pem"]
+    sm2 = ((manifest.get("skf") or {}).get("ca") or {}).get("root")
+    if isinstance(sm2, str):
+        found.append(Path(sm2))
+    return [p for p in found if p.exists()]
 
 
 def demo_skf_key(directory: Path) -> tuple[str, str] | None:

@@ -37,8 +37,9 @@ async def run_demo(
     config.enable_demo()
     hall_origin, ca_origin = DEMO_HALL_ORIGIN, DEMO_CA_ORIGIN
     ca_files = demo_ca_files()
-    if str(ca_files.root) not in config.renewal_ca_roots:
-        config.renewal_ca_roots.append(str(ca_files.root))
+    for root in ca_files.roots:  # the RSA and the SM2 (国密) demo roots
+        if str(root) not in config.renewal_ca_roots:
+            config.renewal_ca_roots.append(str(root))
     bridge = await start_bridge(
         config,
         tokens=tokens,

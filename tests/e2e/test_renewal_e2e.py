@@ -28,11 +28,10 @@ from helper.config import Config
 from helper.daemon.compose import RunningBridge, start_bridge
 from helper.demo.ca import create_ca_app
 from helper.demo.hall import create_hall_app
-from helper.services.prompts import CertChoice, ConsentChoice, ConsentRequest
 from helper.services.tls import ensure_identity, ssl_context
 from helper.services.tokens import ModuleStatus
 from helper.verify import new_challenge, verify_auth_token
-from tests.support.browser import LoopThread, PrompterDouble, trust_ca
+from tests.support.browser import LoopThread, RenewalPrompter, trust_ca
 from tests.support.cli import Cli
 from tests.support.doubles import SharedTokens
 from tests.support.renewal import PluggedToken, RenewalPki
@@ -40,31 +39,6 @@ from tests.support.tokens import USER_PIN, Fixtures
 
 COMPANY = "沧州市续期测试有限公司"
 UNIQUE_ID = "HB130900000000099"
-
-
-class RenewalPrompter(PrompterDouble):
-    """PIN 123456, every confirmation once; the certificate picker takes the one with
-    serial ``pick_serial`` (the renewed certificate, known only after the renewal)."""
-
-    def __init__(self) -> None:
-        super().__init__(cert_id="")
-        self.pick_serial: str | None = None
-        self.deny_installs = 0  # refuse this many renewal.install confirmations
-
-    async def ask_consent(self, request: ConsentRequest) -> ConsentChoice:
-        if request.operation == "renewal.install" and self.deny_installs > 0:
-            self.deny_installs -= 1
-            self.consents.append(request)
-            return ConsentChoice.DENY
-        return await super().ask_consent(request)
-
-    async def pick_certificate(
-        self, origin: str, insecure_origin: bool, choices: list[CertChoice]
-    ) -> str:
-        self.picks.append((origin, choices))
-        chosen = [c for c in choices if c.serial_hex == self.pick_serial]
-        assert len(chosen) == 1, [c.serial_hex for c in choices]
-        return chosen[0].id
 
 
 @dataclass

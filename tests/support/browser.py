@@ -148,3 +148,28 @@ def open_legacy_page(page: Any, ls: LegacyStack, errors: list[str]) -> list[dict
         "#cert-select option",
         "os => os.map(o => ({value: o.value, text: o.textContent, cn: o.dataset.cn || ''}))",
     )
+
+
+class RenewalPrompter(PrompterDouble):
+    """PIN 123456, every confirmation once; the certificate picker takes the one with
+    serial ``pick_serial`` (the renewed certificate, known only after the renewal)."""
+
+    def __init__(self) -> None:
+        super().__init__(cert_id="")
+        self.pick_serial: str | None = None
+        self.deny_installs = 0  # refuse this many renewal.install confirmations
+
+    async def ask_consent(self, request: ConsentRequest) -> ConsentChoice:
+        if request.operation == "renewal.install" and self.deny_installs > 0:
+            self.deny_installs -= 1
+            self.consents.append(request)
+            return ConsentChoice.DENY
+        return await super().ask_consent(request)
+
+    async def pick_certificate(
+        self, origin: str, insecure_origin: bool, choices: list[CertChoice]
+    ) -> str:
+        self.picks.append((origin, choices))
+        chosen = [c for c in choices if c.serial_hex == self.pick_serial]
+        assert len(chosen) == 1, [c.serial_hex for c in choices]
+        return chosen[0].id
