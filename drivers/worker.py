@@ -9,10 +9,11 @@ are translated once, at this boundary, by the family's ``map_error``.
 
 from __future__ import annotations
 
+import _thread
+import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from drivers import errors as E
@@ -23,16 +24,61 @@ T = TypeVar("T")
 ErrorMap = Callable[[BaseException], "E.CertHelperError | None"]
 
 
+class _Call:
+    """A blocking caller's slot: the worker fills it and releases the lock (cheaper than
+    a Future and its Condition: this hand-off is on every signature's path)."""
+
+    __slots__ = ("done", "error", "value")
+
+    def __init__(self) -> None:
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
 class Worker:
-    """A single-thread executor with timeouts and error mapping."""
+    """A single thread that runs one library's calls in order, with timeouts and error
+    mapping. The thread starts with the first call and stops on :meth:`close`."""
 
     def __init__(self, name: str, *, timeout: float, map_error: ErrorMap) -> None:
         self.timeout = timeout
         self._map_error = map_error
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=name)
+        self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Any] | None]
+        self._jobs = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
         self._closed = False
         self._label = name
+
+    def _ensure_thread(self) -> None:
+        if self._thread is not None:
+            return
+        with self._start:
+            if self._thread is None:
+                thread = threading.Thread(target=self._loop, name=f"{self._label}_0", daemon=True)
+                self._thread = thread
+                thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, args, sink = job
+            if isinstance(sink, Future):
+                if not sink.set_running_or_notify_cancel():
+                    continue
+                try:
+                    sink.set_result(self._run(fn, *args))
+                except BaseException as exc:  # handed to the waiting caller
+                    sink.set_exception(exc)
+            else:
+                try:
+                    sink.value = self._run(fn, *args)
+                except BaseException as exc:  # handed to the waiting caller
+                    sink.error = exc
+                sink.done.release()
 
     @property
     def closed(self) -> bool:
@@ -42,8 +88,6 @@ class Worker:
         return threading.current_thread() is self._thread
 
     def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        if self._thread is None:
-            self._thread = threading.current_thread()
         try:
             return fn(*args)
         except E.CertHelperError:
@@ -58,26 +102,37 @@ class Worker:
         """Run ``fn(*args)`` on the worker thread; errors arrive already mapped."""
         if self._closed:
             raise E.DeviceError(detail=f"{self._label} is closed")
-        return self._executor.submit(self._run, fn, *args)
+        self._ensure_thread()
+        fut: Future[T] = Future()
+        self._jobs.put((fn, args, fut))
+        return fut
 
     def call(self, fn: Callable[..., T], *args: Any, timeout: float | None = None) -> T:
         """Run ``fn(*args)`` on the worker and wait; on the worker itself, run it now."""
         if self.on_worker():
             return self._run(fn, *args)
-        fut = self.submit(fn, *args)
-        try:
-            return fut.result(timeout=self.timeout if timeout is None else timeout)
-        except FutureTimeout:
-            raise E.OperationTimeout(detail=f"{self.timeout:.0f}s") from None
+        if self._closed:
+            raise E.DeviceError(detail=f"{self._label} is closed")
+        self._ensure_thread()
+        slot = _Call()
+        self._jobs.put((fn, args, slot))
+        if not slot.done.acquire(timeout=self.timeout if timeout is None else timeout):
+            raise E.OperationTimeout(detail=f"{self.timeout:.0f}s")
+        if slot.error is not None:
+            raise slot.error
+        return slot.value
 
     def close(self) -> None:
         """Stop the thread after the work already queued."""
         if self._closed:
             return
         self._closed = True
-        self._executor.shutdown(wait=True)
+        self._jobs.put(None)
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()
 
     def abandon(self) -> None:
         """Stop without waiting (a library that failed to load)."""
         self._closed = True
-        self._executor.shutdown(wait=False)
+        self._jobs.put(None)
