@@ -4,6 +4,7 @@ by the real SoftHSM key of the session fixtures (no bridge, no browser)."""
 from __future__ import annotations
 
 import asyncio
+import re
 import base64
 import hashlib
 from collections.abc import Awaitable, Callable
@@ -166,6 +167,14 @@ def test_login_with_a_valid_token_opens_home(
             assert resp.status == 200
             text = await resp.text()
             assert "演示数据" in text and "<table" in text
+        # 缴至年月 on the home page is the newest 已到账 month of 公积金查询
+        paid = re.search(r'id="paid-until">(\d{4}) 年 (\d{1,2}) 月<', page)
+        listing = await (await client.get("/ish/gjjcx")).text()
+        newest = re.search(r"<td>(\d{4})-(\d{2})</td>", listing)
+        assert paid and newest and (int(paid[1]), int(paid[2])) == (
+            int(newest[1]),
+            int(newest[2]),
+        )
         # the login page sends a logged-in user home
         resp = await client.get("/ish/", allow_redirects=False)
         assert resp.status == 302 and resp.headers["Location"] == "/ish/home"
@@ -626,7 +635,7 @@ def test_legacy_page_and_link(
             'data-hebca-port="17212"',
             "旧版接口不绑定网站地址，建议使用",
             'id="cert-select"',
-            'type="password" id="cert-pin"',
+            'type="text" id="cert-pin" class="pin-field"',  # masked by CSS, never saved
             ">登录</button>",
             "使用助手输入密码",
             "/ish/static/hebca-legacy-client.js",

@@ -76,6 +76,12 @@ def test_legacy_page_logs_in_with_the_pin_typed_in_the_page(
 
     choose_company(page, options)
     assert page.text_content("#cert-info") == f"证书有效期至：{cst}"
+    # the PIN is masked but is no password field: Chrome offers to save only those
+    assert page.eval_on_selector_all("input[type=password]", "els => els.length") == 0
+    masked = page.eval_on_selector(
+        "#cert-pin", "e => getComputedStyle(e).getPropertyValue('-webkit-text-security')"
+    )
+    assert masked == "disc" and page.get_attribute("#cert-pin", "autocomplete") == "off"
     page.fill("#cert-pin", USER_PIN)
     page.screenshot(path=str(tmp_path / "legacy-filled.png"), full_page=True)
     page.click("#legacy-login")

@@ -154,6 +154,7 @@ async def home(request: web.Request) -> web.StreamResponse:
         issuer=esc(user.issuer),
         login_time=esc(cn_time(user.login_time)),
         tiles=tiles,
+        paid_until=esc(_paid_until(hall.clock())),
         headcount=len(active),
         monthly=_money(sum(_monthly(e[3]) for e in active)),
     )
@@ -190,6 +191,12 @@ def _months(now: datetime, count: int) -> list[str]:
             y, m = y - 1, 12
         out.append(f"{y}-{m:02d}")
     return out
+
+
+def _paid_until(now: datetime) -> str:
+    """缴至年月: the last month 公积金查询 lists as 已到账 (the month before this one)."""
+    year, month = _months(now, 1)[0].split("-")
+    return f"{year} 年 {int(month)} 月"
 
 
 def _breadcrumb(name: str) -> str:
