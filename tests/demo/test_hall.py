@@ -4,9 +4,9 @@ by the real SoftHSM key of the session fixtures (no bridge, no browser)."""
 from __future__ import annotations
 
 import asyncio
-import re
 import base64
 import hashlib
+import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -171,9 +171,14 @@ def test_login_with_a_valid_token_opens_home(
         paid = re.search(r'id="paid-until">(\d{4}) 年 (\d{1,2}) 月<', page)
         listing = await (await client.get("/ish/gjjcx")).text()
         newest = re.search(r"<td>(\d{4})-(\d{2})</td>", listing)
-        assert paid and newest and (int(paid[1]), int(paid[2])) == (
-            int(newest[1]),
-            int(newest[2]),
+        assert (
+            paid
+            and newest
+            and (int(paid[1]), int(paid[2]))
+            == (
+                int(newest[1]),
+                int(newest[2]),
+            )
         )
         # the login page sends a logged-in user home
         resp = await client.get("/ish/", allow_redirects=False)
