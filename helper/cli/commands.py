@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from drivers.errors import BadInput, CertHelperError, PinLocked
 from drivers.protocol import TokenDriver
@@ -243,22 +245,44 @@ def cmd_demo_ca(args: argparse.Namespace, config: Config, factory: Factory) -> i
 
 
 def cmd_demo(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    """The product on the demo keys: with a display, the tray daemon hosting the demo
+    hall and the demo CA in the same process; without one, bridge and sites only."""
     import asyncio
 
-    from helper.daemon.demo import run_demo
-    from helper.demo.ca import demo_ca_files
+    from helper.daemon.demo import prepare_demo_config, run_demo, start_demo_sites
     from helper.ui.prompter import TkPrompter
 
     try:
-        demo_ca_files()  # the demo CA signs with the demo token's issuing CA
+        prepare_demo_config(config)  # the demo CA signs with the demo token's issuing CA
     except ValueError as exc:
         raise BadInput(detail=str(exc)) from None
+    if has_display():
+        from helper.daemon.run import run_daemon
+        from helper.services import control
+
+        claim = control.claim()
+        if isinstance(claim, control.Running):
+            raise control.DaemonUnavailable(
+                detail="证书助手已在运行，请先在托盘菜单中退出它再启动演示 "
+                "(certhelper is already running: quit it from the tray, then start the demo)"
+            )
+
+        async def sites(bridge: Any) -> list[Any]:
+            return await start_demo_sites(config, bridge, open_browser=not args.no_browser)
+
+        return run_daemon(
+            config, claim=claim, service_factory=factory, auto_trust=True, sites=sites
+        )
     service = _service(config, factory)
     prompter = TkPrompter(timeout=config.dialog_timeout)
     asyncio.run(
         run_demo(config, service, prompter, open_browser=not args.no_browser, auto_trust=True)
     )
     return 0
+
+
+def has_display() -> bool:
+    return bool(os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def cmd_origins(args: argparse.Namespace, config: Config, factory: Factory) -> int:

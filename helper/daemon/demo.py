@@ -14,6 +14,7 @@ from aiohttp import web
 from helper.config import DEMO_CA_ORIGIN, DEMO_HALL_ORIGIN, Config
 from helper.daemon import trust
 from helper.daemon.compose import RunningBridge, start_bridge, wait_for_signal
+from helper.daemon.ports import port_in_use
 from helper.demo.ca import DEFAULT_PORT as CA_PORT
 from helper.demo.ca import demo_ca_app, demo_ca_files
 from helper.demo.hall import BASE, create_hall_app, demo_token_ca_files, split_ca_certificates
@@ -24,6 +25,49 @@ HALL_HOST = "127.0.0.1"
 HALL_PORT = 9010
 
 
+def prepare_demo_config(config: Config) -> None:
+    """Demo mode: the demo hall (with its page PIN) and the demo CA are trusted, and the
+    demo CA's roots (RSA and SM2) anchor renewals. A plain serve or run trusts only the
+    real hall and CA."""
+    config.enable_demo()
+    for root in demo_ca_files().roots:
+        if str(root) not in config.renewal_ca_roots:
+            config.renewal_ca_roots.append(str(root))
+
+
+async def start_demo_sites(
+    config: Config, bridge: RunningBridge, *, open_browser: bool = True
+) -> list[web.AppRunner]:
+    """The demo hall (:9010) and the demo CA (:9020) beside a running bridge; announced,
+    and the hall opened in the browser when there is a display."""
+    hall_origin, ca_origin = DEMO_HALL_ORIGIN, DEMO_CA_ORIGIN
+    helper_base = f"https://127.0.0.1:{bridge.port}"
+    anchors, intermediates = split_ca_certificates([f.read_bytes() for f in demo_token_ca_files()])
+    hall = create_hall_app(
+        anchors,
+        origin=hall_origin,
+        helper_base=helper_base,
+        intermediates=intermediates,
+        hebca_port=bridge.hebca_port or config.hebca_port,  # the legacy login page's
+    )
+    ca = demo_ca_app(demo_ca_files(), origin=ca_origin, helper_base=helper_base)
+    runners: list[web.AppRunner] = []
+    try:
+        for app, port in ((hall, HALL_PORT), (ca, CA_PORT)):
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            runners.append(runner)
+            await web.TCPSite(runner, HALL_HOST, port).start()
+    except OSError as exc:
+        for runner in reversed(runners):
+            await runner.cleanup()
+        raise port_in_use(exc, HALL_HOST, port) from None
+    _announce(hall_origin, ca_origin, bridge)
+    if open_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        webbrowser.open(f"{hall_origin}{BASE}/")
+    return runners
+
+
 async def run_demo(
     config: Config,
     tokens: TokenService,
@@ -32,14 +76,8 @@ async def run_demo(
     open_browser: bool = True,
     auto_trust: bool = False,
 ) -> None:
-    # the demo hall and the demo CA are trusted in demo mode only (a plain serve or run
-    # trusts the real hall and the real CA); the demo CA's root anchors its renewals
-    config.enable_demo()
-    hall_origin, ca_origin = DEMO_HALL_ORIGIN, DEMO_CA_ORIGIN
-    ca_files = demo_ca_files()
-    for root in ca_files.roots:  # the RSA and the SM2 (国密) demo roots
-        if str(root) not in config.renewal_ca_roots:
-            config.renewal_ca_roots.append(str(root))
+    """The headless demo: bridge, demo hall and demo CA, no tray (no display)."""
+    prepare_demo_config(config)
     bridge = await start_bridge(
         config,
         tokens=tokens,
@@ -54,24 +92,7 @@ async def run_demo(
             )
             for note in notes:
                 print(note, flush=True)
-        files = demo_token_ca_files()
-        anchors, intermediates = split_ca_certificates([f.read_bytes() for f in files])
-        hall = create_hall_app(
-            anchors,
-            origin=hall_origin,
-            helper_base=f"https://127.0.0.1:{bridge.port}",
-            intermediates=intermediates,
-            hebca_port=bridge.hebca_port or config.hebca_port,  # the legacy login page's
-        )
-        ca = demo_ca_app(ca_files, origin=ca_origin, helper_base=f"https://127.0.0.1:{bridge.port}")
-        for app, port in ((hall, HALL_PORT), (ca, CA_PORT)):
-            runner = web.AppRunner(app, access_log=None)
-            await runner.setup()
-            runners.append(runner)
-            await web.TCPSite(runner, HALL_HOST, port).start()
-        _announce(hall_origin, ca_origin, bridge)
-        if open_browser and (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-            webbrowser.open(f"{hall_origin}{BASE}/")
+        runners = await start_demo_sites(config, bridge, open_browser=open_browser)
         await wait_for_signal()
     finally:
         for runner in reversed(runners):
@@ -87,10 +108,4 @@ def _announce(hall_origin: str, ca_origin: str, bridge: RunningBridge) -> None:
     if bridge.hebca_port:
         print(f"旧版登录 (legacy login): {url}legacy", flush=True)
     print(f"演示CA 证书延期 (demo CA renewal): {ca_origin}/", flush=True)
-    if bridge.ca_path:
-        print(
-            "浏览器需信任本机 CA (the browser must trust the local CA), e.g. for Chrome/Chromium:\n"
-            f"  certutil -A -d sql:$HOME/.pki/nssdb -t C,, -n certhelper -i {bridge.ca_path}",
-            flush=True,
-        )
-    print("演示 Key 密码 (demo PIN): 123456 — Ctrl+C 退出 (quit)", flush=True)
+    print("演示 Key 密码 (demo PIN): 123456", flush=True)

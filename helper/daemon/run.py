@@ -22,7 +22,7 @@ import signal
 import threading
 import time
 import webbrowser
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -61,6 +61,9 @@ class TrayLike(Protocol):
     def set_state(self, state: TrayState) -> None: ...
 
 
+SiteStarter = Callable[[Any], Awaitable[list[Any]]]  # RunningBridge -> web.AppRunners
+
+
 class TrayFactory(Protocol):
     def __call__(
         self, *, on_action: Callable[[str], None], apps: Sequence[Category], state: TrayState
@@ -92,10 +95,13 @@ class Daemon:
         bridge_options: dict[str, Any] | None = None,
         alerts_path: Path | None = None,
         auto_trust: bool = False,
+        sites: SiteStarter | None = None,
     ) -> None:
         self.config = config
         self._alerts_path = alerts_path  # tests: somewhere in tmp; else the data dir
         self.auto_trust = auto_trust  # `certhelper run`: browsers trust the local CA
+        self._sites = sites  # more web apps hosted beside the bridge (the demo's)
+        self._site_runners: list[Any] = []
         self.claim = claim
         self._tray_factory = tray_factory
         self._prompter = prompter
@@ -249,12 +255,17 @@ class Daemon:
                 background=BackgroundSettings(hotplug_interval=self._hotplug_interval),
                 **self._bridge_options,
             )
+            if self._sites is not None:
+                self._site_runners = await self._sites(self.bridge)
         except Exception as exc:
-            self._error = (
-                DaemonUnavailable(detail=f"本机端口已被占用？(port in use?) {exc}")
-                if isinstance(exc, OSError)
-                else exc
-            )
+            if isinstance(exc, OSError):
+                from helper.daemon.ports import busy_port, port_in_use
+
+                ports = [self.config.bridge_port, self.config.hebca_port]
+                exc = port_in_use(exc, "127.0.0.1", busy_port(ports) or ports[0])
+            self._error = exc
+            if self.bridge is not None:
+                await self.bridge.stop()
             if self.tokens is not None:
                 self.tokens.close()
             self.claim.close()
@@ -290,6 +301,8 @@ class Daemon:
                 with contextlib.suppress(asyncio.CancelledError):
                     await refresher
             self.claim.close()
+            for runner in reversed(self._site_runners):
+                await runner.cleanup()
             await self.bridge.stop()
             await asyncio.to_thread(self.tokens.close)
             self.windows.close_all()
