@@ -513,6 +513,12 @@ class Daemon:
         if cmd == "quit":
             self.request_stop()
             return {"ok": True}
+        if cmd == "pin_changed":  # a change-PIN window (any, for any key) succeeded
+            serial = message.get("serial")
+            if not isinstance(serial, str) or not serial or len(serial) > 64:
+                return {"ok": False, "error": "bad_serial"}
+            self._pin_changed(serial)
+            return {"ok": True}
         return {"ok": False, "error": "unknown_command"}
 
 

@@ -136,6 +136,8 @@ def _token_findings(service: TokenService) -> list[Finding]:
                     )
                 )
                 continue
+            if c.archived:  # replaced by its renewal: listed, never a problem
+                continue
             name = m.subject_cn or c.id
             state = m.expiry_state(now)
             days = m.days_left(now)

@@ -77,8 +77,8 @@ def compute_state(
             pins.append(f"USB Key「{_short(token.label)}」仍在使用初始密码，请修改")
         for entry in view.certificates:
             model = entry.model
-            if model is None or entry.private_key is None:
-                continue  # CA certificates and leftovers are not the person's
+            if model is None or not entry.in_use:
+                continue  # CA certificates, leftovers and archived ones are not the person's
             if (token.serial, model.sha256) in seen:
                 continue
             seen.add((token.serial, model.sha256))

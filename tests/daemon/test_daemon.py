@@ -158,6 +158,26 @@ def test_initial_pin_login(start_daemon: Any) -> None:
     assert len([o for o in h.windows.opened if o.name == "notice"]) == 1
 
 
+def test_a_pin_changed_in_any_window_clears_that_key_only(start_daemon: Any) -> None:
+    """Two keys on the initial PIN; a change-PIN window (from 我的证书 or from the tray,
+    with both keys inserted) tells the daemon which key it changed: that one clears at
+    once, the other stays."""
+    key2 = token(serial="77aa00bb11cc22dd", label="河北CA测试Key2")
+    h: Harness = start_daemon([healthy_key(), view(key2, [("沧州市测试贸易有限公司", 200)])])
+    h.wait_state("normal")
+    hook = h.daemon.bridge.gate.on_initial_pin
+    h.on_loop(lambda: hook(KEY1))
+    h.on_loop(lambda: hook(key2))
+    wait_for(lambda: len(h.call({"cmd": "state"})["reasons"]) == 2)
+    assert h.call({"cmd": "pin_changed", "serial": KEY1.serial}) == {"ok": True}
+    wait_for(lambda: len(h.call({"cmd": "state"})["reasons"]) == 1)
+    assert h.call({"cmd": "state"})["reasons"] == [
+        "USB Key「河北CA测试Key2」仍在使用初始密码，请修改"
+    ]
+    assert h.call({"cmd": "pin_changed", "serial": ""})["error"] == "bad_serial"
+    assert h.stop() == 0
+
+
 def test_key_asking_for_a_new_pin(start_daemon: Any) -> None:
     info = token(serial="77", label="新Key", pin_state=PinState.TO_BE_CHANGED)
     h: Harness = start_daemon([view(info, [("甲", 200)])])

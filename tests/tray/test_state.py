@@ -97,3 +97,17 @@ def test_long_names_keep_the_tooltip_short() -> None:
     assert "…" in state.reasons[0] and state.tooltip.endswith("（另有 40 项需要注意）")
     huge = TrayState(Status.ATTENTION, ("很长的原因" * 40,))
     assert len(huge.tooltip) == TOOLTIP_MAX and huge.tooltip.endswith("…")
+
+
+def test_an_archived_certificate_never_needs_attention() -> None:
+    """After a renewal the old certificate stays on the key, archived (its label says
+    so): the tray speaks of the renewed one only (issue: the tooltip kept announcing the
+    archived certificate's expiry, also after a restart)."""
+    import dataclasses
+
+    v = view(token(), [("沧州市即将到期测试有限公司", 4.5), ("沧州市即将到期测试有限公司", 369)])
+    old = v.certificates[0]
+    label = "archived-20261205:" + old.obj.label
+    v.certificates[0] = dataclasses.replace(old, obj=dataclasses.replace(old.obj, label=label))
+    assert v.certificates[0].archived
+    assert compute_state([v], NOW) == TrayState(Status.NORMAL, ())

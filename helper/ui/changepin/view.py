@@ -27,6 +27,24 @@ from helper.ui.changepin.policy import MISMATCH, new_pin_hint
 ENV_PROBE = "CERTHELPER_UI_PROBE"
 #: how long the success message stays before the window closes (ms)
 SUCCESS_CLOSE_MS = 1500
+
+
+def tell_daemon_pin_changed(serial: str) -> None:
+    """Tell a running tray daemon (if any) that this key left its initial PIN, so the
+    tray and its notices follow at once whichever window changed it. In the background:
+    no daemon means nothing to tell, and the window must not wait for that."""
+
+    def tell() -> None:
+        from helper.services import control
+
+        try:
+            control.request({"cmd": "pin_changed", "serial": serial}, timeout=1.0)
+        except Exception:  # no daemon, or an old one: nothing else depends on it
+            return
+
+    threading.Thread(target=tell, name="tell-daemon", daemon=True).start()
+
+
 WIDTH = 600
 
 STATE_STYLE = {
@@ -407,6 +425,7 @@ class ChangePinWindow:
             self.messages["confirm"].configure(text="")
             self._show_outcome(text, style)
             self._probe_result(outcome, text)
+            tell_daemon_pin_changed(info.serial)
             self.root.after(SUCCESS_CLOSE_MS, self._quit)
             return
         if after is After.LOCKED:
