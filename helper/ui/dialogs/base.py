@@ -152,17 +152,20 @@ class Dialog:
             side="left", anchor="w"
         )
         if insecure:
-            self.ttk.Label(cell, text="⚠ 不安全 (not secure)", style="Insecure.TLabel").pack(
+            self.ttk.Label(cell, text="http", style="Muted.TLabel").pack(
                 side="left", padx=(10, 0)
             )
         self.add_row("网站 (Site)", cell)
 
     def add_insecure_note(self, origin: str, insecure: bool) -> None:
+        """A plain-http site reaches a dialog only when it is a hall in the person's
+        settings (others are refused before any dialog): a calm grey remark, not a red
+        banner the person would learn to ignore on every login."""
         if insecure or is_plain_http(origin):
             self.add_note(
-                "该网站使用未加密的 http 连接，网址可能被冒用，请确认后再继续。\n"
-                "(This site uses plain http; its address can be spoofed.)",
-                "Danger.TLabel",
+                "这是您设置中的办事大厅；它使用未加密的 http 连接，请核对网址。"
+                "(A hall in your settings; it uses plain http: check the address.)",
+                "Muted.TLabel",
             )
 
     def add_button(self, text: str, command: Callable[[], None], *, primary: bool = False) -> Any:

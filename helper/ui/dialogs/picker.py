@@ -19,8 +19,8 @@ class PickerDialog(Dialog):
 
     #: (key, heading, widest it grows to fit its contents, anchor)
     COLUMNS = (
-        ("subject", "使用者 (Subject)", 260, "w"),
-        ("issuer", "颁发者 (Issuer)", 240, "w"),
+        ("subject", "使用者 (Subject)", 340, "w"),
+        ("issuer", "颁发者 (Issuer)", 400, "w"),  # 「河北CA测试二级证书 HEBCA Test Issuing CA」
         ("until", "有效期至 (Valid to)", 200, "center"),
         ("days", "剩余天数 (Days left)", 200, "center"),
         ("key", "USB Key", 180, "w"),

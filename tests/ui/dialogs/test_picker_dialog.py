@@ -69,6 +69,19 @@ def _selected_row(desk: Desktop) -> tuple[int, int, int]:
     return x0 + width // 2, top, bottom - top + 1
 
 
+def test_the_pointer_never_changes_the_choice(desk: Desktop) -> None:
+    """Enter takes the selected row, whatever row the mouse pointer rests on."""
+
+    def steps() -> None:
+        desk.wait_window()
+        x, top, height = _selected_row(desk)
+        desk.xdo("mousemove", "--sync", str(x), str(top + 2 * height + height // 2))
+        desk.screenshot("picker-pointer-on-third")
+        desk.key("Return")
+
+    assert _pick(desk, steps) == "cert-a"
+
+
 def test_double_click_picks(desk: Desktop) -> None:
     def steps() -> None:
         desk.wait_window()
