@@ -150,7 +150,8 @@ def test_bad_verbs_and_arguments_are_refused_with_nothing_changed(
     (root / SYSTEM_CA).write_bytes(b"old\n")
     before = snapshot(root)
     for case in _bad_cases(tmp_path, home):
-        args = case if any(a == "--root" for a in case) or not case else [*case, "--root", str(root)]
+        given_root = any(a == "--root" for a in case) or not case
+        args = case if given_root else [*case, "--root", str(root)]
         result = run_admin(*args)
         assert result.returncode == 2, (case, result.stdout, result.stderr)
         assert "refused, nothing changed" in result.stderr, case
@@ -198,7 +199,8 @@ def test_polkit_action_file(tmp_path: Path) -> None:
     assert set(actions) == set(polkit.ACTIONS)
     for action_id, element in actions.items():
         notes = {n.get("key"): n.text for n in element.findall("annotate")}
-        assert notes["org.freedesktop.policykit.exec.path"] == "/opt/certhelper/bin/certhelper-admin"
+        exec_path = notes["org.freedesktop.policykit.exec.path"]
+        assert exec_path == "/opt/certhelper/bin/certhelper-admin"
         assert notes["org.freedesktop.policykit.exec.argv1"] == polkit.ACTIONS[action_id]
         assert notes["org.freedesktop.policykit.exec.argv1"] in admin.VERBS
         defaults = element.find("defaults")

@@ -147,8 +147,11 @@ def _key_findings(d: Path) -> list[Finding]:
                 "电脑没有可用的密钥环，证书助手的本机密钥未加密保存（仅您本人可读），可以正常使用。"
                 "(No keyring: the helper's local keys are unencrypted, readable by you only; "
                 "everything still works.)",
-                "安装并解锁系统密钥环 (如 gnome-keyring)，然后删除 tls 目录并重启证书助手 "
-                f"(install/unlock a keyring, remove {d} and restart the daemon)",
+                "（可选）安装并解锁系统密钥环（如 gnome-keyring），"
+                "然后删除本机证书目录并重启证书助手 "
+                "(optional: install/unlock a keyring, remove the TLS folder, restart the helper)",
+                detail=f"{d}/leaf.key and {d}/ca.key are unencrypted PKCS#8 (mode 0600); "
+                f"to encrypt them: unlock a keyring, remove {d}, restart the daemon",
             )
         )
     for name in ("leaf.key", "ca.key"):
