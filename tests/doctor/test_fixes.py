@@ -166,3 +166,64 @@ def test_unknown_fix_is_refused_before_anything(home: Home) -> None:
     result = home.run("doctor", "--fix", "format-disk", check=False)
     assert result.returncode != 0 and "format-disk" in result.stderr
     assert home.snapshot() == before
+
+
+class FakeDaemon:
+    """A real control socket answering ping and quit, as ``certhelper run`` does; what the
+    start/restart fixes spawn instead of a whole daemon (no tray, no bridge here)."""
+
+    def __init__(self, directory: Path) -> None:
+        import asyncio
+        import threading
+
+        self.dir, self.pids, self.claim = directory, 0, None
+        self.loop = asyncio.new_event_loop()
+        threading.Thread(target=self.loop.run_forever, daemon=True).start()
+
+    def start(self) -> None:
+        import asyncio
+
+        from helper.services import control
+
+        claim = control.claim(self.dir)
+        assert isinstance(claim, control.Claim)
+        self.pids += 1
+        pid = self.pids
+
+        def handle(message):  # type: ignore[no-untyped-def]
+            if message["cmd"] == "quit":
+                self.loop.call_later(0.2, claim.close)
+                return {"ok": True}
+            return {"ok": True, "app": "certhelper", "version": "t", "pid": pid}
+
+        asyncio.run_coroutine_threadsafe(claim.serve(handle), self.loop).result(5)
+        self.claim = claim
+
+    def stop(self) -> None:
+        if self.claim is not None:
+            self.loop.call_soon_threadsafe(self.claim.close)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+
+
+def test_start_and_restart_helper(tmp_path: Path) -> None:
+    from helper.doctor.checks.daemon import daemon_findings
+    from tests.support.doctor import free_port, make_env
+
+    env = make_env(tmp_path)
+    env.control_dir.mkdir(mode=0o700)  # type: ignore[union-attr]
+    config = Config(bridge_port=free_port(), hebca_enabled=False)
+    daemon = FakeDaemon(env.control_dir)  # type: ignore[arg-type]
+    ctx = FixContext(config, env, spawn=daemon.start, start_wait=5)
+    try:
+        [before] = daemon_findings(config, env)
+        assert (before.code, before.fix_id) == ("daemon_not_running", "start-helper")
+        outcome = apply_fix("start-helper", ctx)
+        assert outcome.ok, outcome
+        assert daemon.pids == 1
+        assert daemon_findings(config, env)[0].code == "daemon_running"
+        outcome = apply_fix("restart-helper", ctx)
+        assert outcome.ok, outcome
+        assert daemon.pids == 2  # the first one quit, a new one answers
+        assert "pid 2" in daemon_findings(config, env)[0].detail
+    finally:
+        daemon.stop()

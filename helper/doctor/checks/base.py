@@ -32,8 +32,9 @@ class FixInfo:
     #: through polkit (pkexec certhelper-admin …), not as the user
     needs_root: bool = False
     #: what the browser needs before it sees the change: "" nothing, "reload" the
-    #: hall's page, "restart" the browser (measured: docs/lna.md)
-    browser: Literal["", "reload", "restart"] = ""
+    #: hall's page, "newtab" the hall opened in a new tab, "restart" the browser
+    #: (measured: docs/lna.md, docs/doctor.md)
+    browser: Literal["", "reload", "newtab", "restart"] = ""
 
 
 #: every fix id (``certhelper doctor --fix ID``), in the order they are applied
@@ -41,7 +42,7 @@ FIXES: dict[str, FixInfo] = {
     f.id: f
     for f in (
         FixInfo("trust-local-ca", "让浏览器信任证书助手 (trust the helper's local certificate)",
-                browser="restart"),
+                browser="newtab"),
         FixInfo("start-helper", "启动证书助手 (start the helper)"),
         FixInfo("restart-helper", "重启证书助手 (restart the helper)"),
         FixInfo("autostart", "设置开机自动启动 (start with the computer)"),

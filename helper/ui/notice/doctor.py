@@ -20,9 +20,18 @@ from helper.ui.style import ACCENT, MUTED
 
 log = logging.getLogger(__name__)
 
+#: what the browser needs after a fix (helper.doctor.repair.BROWSER_TEXT, shorter)
+BROWSER_TEXT = {
+    "reload": "请刷新网上大厅网页 (reload the hall's page)",
+    "newtab": "请在新标签页中重新打开网上大厅 (open the hall in a new tab)",
+    "restart": "请关闭并重新打开浏览器 (close and reopen the browser)",
+}
+
 #: fix id -> (outcome: {"ok", "cancelled", "text", "browser"}, the machine findings now)
 Fixer = Callable[[str], tuple[dict[str, Any], list[dict[str, Any]]]]
 HINT = "点「修复」后会自动重新检测。\n(After 修复 the window checks again by itself.)"
+#: fixes that end the daemon, and with it this window: run in a session of their own
+DETACHED = ("restart-helper",)
 RANK = {"error": 0, "warning": 1, "ok": 2}
 SUMMARY_STYLE = {"ok": "Ok.TLabel", "warning": "Warn.TLabel", "error": "Danger.TLabel"}
 ROOT_WAIT = (
@@ -40,15 +49,40 @@ def run_fix(fix_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
 
     config = load_config()
     env = DoctorEnv.default()
-    outcome = apply_fix(fix_id, FixContext(config, env))
     info = FIXES.get(fix_id)
-    result = {
-        "ok": outcome.ok,
-        "cancelled": outcome.cancelled,
-        "text": outcome.line(),
-        "browser": info.browser if info and outcome.ok else "",
-    }
+    if fix_id in DETACHED:
+        result = _detached_fix(fix_id)
+    else:
+        outcome = apply_fix(fix_id, FixContext(config, env))
+        result = {"ok": outcome.ok, "cancelled": outcome.cancelled, "text": outcome.line()}
+    result["browser"] = info.browser if info and result["ok"] else ""
     return result, [f.to_dict() for f in machine_findings(config, env)]
+
+
+def _detached_fix(fix_id: str) -> dict[str, Any]:
+    """Restarting the daemon ends this window (the daemon's child) too: the fix runs as
+    ``certhelper doctor --fix ID`` in its own session, so it finishes either way."""
+    import json
+    import subprocess
+
+    from installer.desktop import certhelper_command
+
+    argv = [*certhelper_command(), "doctor", "--fix", fix_id, "--json"]
+    try:
+        proc = subprocess.run(
+            argv, capture_output=True, text=True, timeout=120, start_new_session=True,
+            stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        fixes = json.loads(proc.stdout).get("fixes") or [{}]
+    except (OSError, ValueError, subprocess.TimeoutExpired) as exc:
+        return {"ok": False, "cancelled": False, "text": f"失败 (failed): {exc}"}
+    first = fixes[0]
+    mark = "✔" if first.get("ok") else "✘"
+    return {
+        "ok": bool(first.get("ok")),
+        "cancelled": bool(first.get("cancelled")),
+        "text": f"{mark} {first.get('text', '')}",
+    }
 
 
 def merge_findings(old: list[dict[str, Any]], new: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -220,10 +254,8 @@ class DoctorNotice(Notice):
         self.redraw()
         lines = [str(outcome.get("text", ""))]
         browser = outcome.get("browser")
-        if browser == "restart":
-            lines.append("请关闭并重新打开浏览器 (close and reopen the browser)")
-        elif browser == "reload":
-            lines.append("请刷新网上大厅网页 (reload the hall's page)")
+        if browser in BROWSER_TEXT:
+            lines.append(BROWSER_TEXT[browser])
         self.set_status("\n".join(lines))
         if self.fix_buttons:
             self.fix_buttons[0].focus_set()
