@@ -79,3 +79,74 @@ def test_fix_turns_the_blocked_hall_green(
     assert HALL in doc["OverrideSecurityRestrictionsOnInsecureOrigin"]
     # the ✘ line became a ✔ line: more of the ✔ colour on screen than before
     assert seen["green_after"] > seen["green_before"]
+
+
+# --- in-process: details, cancel, merge (a test double stands in for the fixer) ------
+
+
+FINDINGS = [
+    {"level": "ok", "code": "config", "message": "配置 (config)", "fix": "", "detail": "",
+     "fix_id": "", "check": "", "needs_root": False},
+    {"level": "ok", "code": "nss_trusted", "message": "浏览器信任证书助手", "fix": "",
+     "detail": "/home/u/.pki/nssdb", "fix_id": "", "check": "nss", "needs_root": False},
+    {"level": "error", "code": "browser_policy_missing", "message": "浏览器阻止了网上大厅",
+     "fix": "sudo certhelper install --system", "detail": "LocalNetworkAccessAllowedForUrls",
+     "fix_id": "browser-policy", "check": "browser_policy", "needs_root": True},
+    {"level": "ok", "code": "token", "message": "USB Key", "fix": "", "detail": "",
+     "fix_id": "", "check": "", "needs_root": False},
+]  # fmt: skip
+
+
+def test_merge_replaces_only_the_rechecked_lines() -> None:
+    from helper.ui.notice.doctor import merge_findings
+
+    fixed = dict(FINDINGS[2], level="ok", code="browser_policy_ok", fix_id="")
+    merged = merge_findings(FINDINGS, [FINDINGS[1], fixed])
+    assert [f["code"] for f in merged] == ["config", "nss_trusted", "browser_policy_ok", "token"]
+
+
+def test_details_unfold_and_a_cancelled_fix_changes_nothing(
+    xvfb: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helper.ui.notice.doctor import DoctorNotice
+
+    monkeypatch.setenv("DISPLAY", xvfb)
+    asked: list[str] = []
+
+    def cancelled(fix_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        asked.append(fix_id)  # stands in for pkexec's dismissed dialog (exit 126)
+        text = "– 允许网上大厅连接证书助手: 已取消，未做任何更改 (cancelled, nothing changed)"
+        outcome = {"ok": False, "cancelled": True, "browser": "", "text": text}
+        return outcome, [FINDINGS[1], FINDINGS[2]]
+
+    notice = DoctorNotice([dict(f) for f in FINDINGS], None, fixer=cancelled)
+    try:
+        text = notice.text
+        shown = text.get("1.0", "end")
+        assert shown.index("浏览器阻止了网上大厅") < shown.index("配置")  # problems first
+        assert "LocalNetworkAccessAllowedForUrls" not in shown  # folded
+        assert "/home/u/.pki/nssdb" not in shown  # ok lines have no 详细信息
+        assert len(notice.fix_buttons) == 1
+        error_index = 2
+        notice.toggle(error_index)
+        assert "LocalNetworkAccessAllowedForUrls" in text.get("1.0", "end")
+        notice.toggle(error_index)
+        assert "LocalNetworkAccessAllowedForUrls" not in text.get("1.0", "end")
+
+        notice.fix_buttons[0].invoke()
+        assert "管理员密码" in notice.status.cget("text")  # a root fix: polkit asks
+        deadline = time.monotonic() + 5
+        while notice._results.empty() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        notice._poll()
+        assert asked == ["browser-policy"]
+        assert "已取消，未做任何更改" in notice.status.cget("text")
+        assert notice.fixed == []
+        assert [f["code"] for f in notice.findings if f["level"] != "ok"] == [
+            "browser_policy_missing"
+        ]
+        assert str(notice.fix_buttons[0]["state"]) != "disabled"  # can be tried again
+    finally:
+        notice.finish({"result": "cancel"})
+    assert notice.result == {"result": "close", "fixed": [],
+                             "problems": ["browser_policy_missing"]}  # fmt: skip
