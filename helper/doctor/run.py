@@ -55,9 +55,11 @@ def _module_findings(service: TokenService) -> list[Finding]:
                 Finding(
                     "error",
                     "module_load_failed",
-                    f"驱动加载失败 (module failed): {m.path} — {m.error.message()}",
+                    "有一个 USB Key 驱动无法加载，用它的 Key 暂时不能使用 "
+                    "(a USB key driver could not be loaded; its keys cannot be used)",
                     "检查路径是否正确，或重新安装 USB Key 驱动 "
                     "(check the path or reinstall the key's driver)",
+                    detail=f"{m.path}: {m.error.message()}",
                 )
             )
     if not service.drivers:
