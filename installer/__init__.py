@@ -13,7 +13,8 @@ exists (``<data dir>/tls``), then
 - TLS trust: the local CA in ``~/.pki/nssdb`` (created when missing) and in every
   Firefox profile with a ``cert9.db``, through ``certutil`` (libnss3-tools);
 - ``--system`` (root): also ``/usr/local/share/ca-certificates/certhelper-local-ca.crt``
-  and ``update-ca-certificates``.
+  and ``update-ca-certificates``, the browser policy (policy.py) and the polkit action
+  that lets 检测修复 run ``certhelper-admin`` (polkit.py, admin.py, elevate.py).
 
 Every change is recorded in ``<data dir>/install-manifest.json`` (installer/manifest.py);
 ``uninstall`` removes exactly those and restores the previous URL handlers. Running

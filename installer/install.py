@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from installer import autostart, nss, paths, schemes, system_trust
+from installer import autostart, nss, paths, polkit, schemes, system_trust
 from installer import manifest as manifest_mod
 from installer import policy as browser_policy
 from installer.context import InstallContext
@@ -20,6 +20,7 @@ from installer.report import Report, Step
 
 TLS_NAME = "本机 TLS 证书 TLS identity"
 POLICY_NAME = "浏览器策略 browser policy (Local Network Access)"
+POLKIT_NAME = "一键修复授权 polkit action (certhelper-admin)"
 #: tests only: write the browser policy under this directory instead of /
 ENV_POLICY_ROOT = "CERTHELPER_POLICY_ROOT"
 
@@ -43,10 +44,20 @@ def _install_policy(ctx: InstallContext, manifest: manifest_mod.Manifest, *, dry
     return Step(POLICY_NAME, "done" if changed else "exists", ", ".join(map(str, written)))
 
 
+def _install_polkit(*, dry_run: bool) -> Step:
+    """The polkit action that lets 检测修复 run certhelper-admin (installer/polkit.py)."""
+    path = polkit.action_file(policy_root())
+    if dry_run:
+        return Step(POLKIT_NAME, "exists" if path.exists() else "done", str(path))
+    path, changed = polkit.install(policy_root())
+    return Step(POLKIT_NAME, "done" if changed else "exists", str(path))
+
+
 def _uninstall_policy(manifest: manifest_mod.Manifest, *, dry_run: bool) -> Step:
     root = Path(manifest.policy_root)
     if not dry_run:
         browser_policy.remove_policy(root)
+        polkit.remove(root)
         manifest.policy_root = ""
     return Step(POLICY_NAME, "done", str(root))
 
@@ -77,6 +88,7 @@ def install(ctx: InstallContext, *, system: bool = False, dry_run: bool = False)
         else:
             report.add(Step(system_trust.NAME, "done", str(paths.system_ca_file())))
         report.add(_install_policy(ctx, manifest, dry_run=dry_run))
+        report.add(_install_polkit(dry_run=dry_run))
     if not dry_run:
         manifest_mod.save(manifest, ctx.manifest_file)
     return report

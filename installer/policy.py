@@ -28,6 +28,7 @@ import json
 import os
 import stat
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -235,20 +236,38 @@ def _covered_in(origin: str, root: Path, listed: dict[Path, list[str]]) -> list[
     return covering
 
 
-def policy_findings(origins: list[str], root: Path = Path("/")) -> list[Finding]:
-    """For the doctor: one (level, message, fix) per configured origin that is not on
-    loopback. Messages are Chinese with English in brackets."""
-    findings: list[Finding] = []
+@dataclass(frozen=True)
+class Coverage:
+    """How the managed policy treats one configured origin that is not on loopback."""
+
+    origin: str
+    #: the POLICY_DIRS whose files let it reach loopback
+    covering: tuple[PurePosixPath, ...]
+
+    @property
+    def complete(self) -> bool:
+        return len(self.covering) == len(POLICY_DIRS)
+
+    @property
+    def missing(self) -> tuple[PurePosixPath, ...]:
+        return tuple(d for d in POLICY_DIRS if d not in self.covering)
+
+    @property
+    def insecure(self) -> bool:
+        """Plain http: blocked outright without the policy (no prompt)."""
+        return self.origin.startswith("http://")
+
+
+def unreadable_files(root: Path = Path("/")) -> list[Path]:
+    """Our own policy files that exist but are not a readable JSON object."""
     listed = read_policy(root)
-    ours = [p for p in policy_paths(root) if p.exists() and p not in listed]
-    for path in ours:
-        findings.append(
-            (
-                "warning",
-                f"浏览器策略文件无法读取 (browser policy file unreadable): {path}",
-                f"重新安装 (reinstall): {FIX}",
-            )
-        )
+    return [p for p in policy_paths(root) if p.exists() and p not in listed]
+
+
+def coverage(origins: list[str], root: Path = Path("/")) -> list[Coverage]:
+    """One :class:`Coverage` per configured origin that is valid and not on loopback."""
+    listed = read_policy(root)
+    out = []
     for raw in origins:
         try:
             origin = normalize_origin(raw)
@@ -256,8 +275,25 @@ def policy_findings(origins: list[str], root: Path = Path("/")) -> list[Finding]
             continue  # the config check reports bad origins
         if is_loopback_origin(origin):
             continue
-        covering = _covered_in(origin, root, listed)
-        if len(covering) == len(POLICY_DIRS):
+        out.append(Coverage(origin, tuple(_covered_in(origin, root, listed))))
+    return out
+
+
+def policy_findings(origins: list[str], root: Path = Path("/")) -> list[Finding]:
+    """One (level, message, fix) per configured origin that is not on loopback.
+    Messages are Chinese with English in brackets (the doctor words its own)."""
+    findings: list[Finding] = []
+    for path in unreadable_files(root):
+        findings.append(
+            (
+                "warning",
+                f"浏览器策略文件无法读取 (browser policy file unreadable): {path}",
+                f"重新安装 (reinstall): {FIX}",
+            )
+        )
+    for c in coverage(origins, root):
+        origin = c.origin
+        if c.complete:
             findings.append(
                 (
                     "ok",
@@ -266,8 +302,8 @@ def policy_findings(origins: list[str], root: Path = Path("/")) -> list[Finding]
                     "",
                 )
             )
-        elif covering:
-            missing = ", ".join(str(d) for d in POLICY_DIRS if d not in covering)
+        elif c.covering:
+            missing = ", ".join(str(d) for d in c.missing)
             findings.append(
                 (
                     "warning",
@@ -275,7 +311,7 @@ def policy_findings(origins: list[str], root: Path = Path("/")) -> list[Finding]
                     FIX,
                 )
             )
-        elif origin.startswith("http://"):
+        elif c.insecure:
             findings.append(
                 (
                     "error",

@@ -184,13 +184,28 @@ def cmd_doctor(args: argparse.Namespace, config: Config, factory: Factory) -> in
     service = _service(config, factory)
     try:
         findings = run_doctor(config, service)
+        if args.fix is not None:
+            from helper.doctor.repair import fix_command
+
+            try:
+                again = lambda: run_doctor(config, service)  # noqa: E731
+                report = fix_command(config, findings, args.fix, again)
+            except ValueError as exc:
+                raise BadInput(detail=str(exc)) from None
+            findings = report.after
     finally:
         service.close()
-    if args.json:
+    if args.fix is not None:
+        if args.json:
+            json.dump(report.to_dict(), sys.stdout, ensure_ascii=False, indent=2)
+            sys.stdout.write("\n")
+        else:
+            print(report.text(verbose=args.verbose))
+    elif args.json:
         json.dump([f.to_dict() for f in findings], sys.stdout, ensure_ascii=False, indent=2)
         sys.stdout.write("\n")
     else:
-        render.print_findings(findings)
+        render.print_findings(findings, verbose=args.verbose)
     return 9 if any(f.level != "ok" for f in findings) else 0
 
 

@@ -96,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("doctor", help="检测问题 (check set-up, keys and certificates)")
     s.add_argument("--json", action="store_true")
+    s.add_argument(
+        "--fix",
+        nargs="*",
+        metavar="ID",
+        help="修复 (repair): every available fix, or the named ones (docs/doctor.md)",
+    )
+    s.add_argument("-v", "--verbose", action="store_true", help="详细信息 (show the details)")
 
     s = sub.add_parser("serve", help="启动本机服务，供网上大厅调用 (run the localhost bridge)")
     s.add_argument("--port", type=int, help="HTTPS/WSS port (default 17213 or the config's)")

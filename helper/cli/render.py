@@ -133,11 +133,15 @@ def _width(text: str) -> int:
 LEVEL_MARK = {"ok": "✔", "warning": "⚠", "error": "✘"}
 
 
-def print_findings(findings: list[Any]) -> None:
+def print_findings(findings: list[Any], *, verbose: bool = False) -> None:
     for f in findings:
         print(f"{LEVEL_MARK[f.level]} {f.message}")
         if f.fix:
             print(f"    → {f.fix}")
+        if f.fix_id:
+            print(f"    → certhelper doctor --fix {f.fix_id}")
+        if verbose and f.detail:
+            print(f"    详细信息 (details): {f.detail}")
     problems = sum(1 for f in findings if f.level != "ok")
     if problems:
         print(f"\n发现 {problems} 个问题 ({problems} problem(s) found)")

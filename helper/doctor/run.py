@@ -9,6 +9,7 @@ autostart, URL schemes, browser policy, USB keys) live in
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable
 
@@ -30,7 +31,7 @@ from helper.domain.expiry import ExpiryState
 from helper.domain.presentation import DRIVER_TEXT, pin_tries_text
 from helper.services.tokens import TokenService
 
-__all__ = ["DoctorEnv", "Finding", "Level", "run_doctor"]
+__all__ = ["DoctorEnv", "Finding", "Level", "machine_findings", "run_doctor"]
 
 log = logging.getLogger(__name__)
 RENEW_HINT = "请到河北CA网站办理证书延期 (renew online: 老用户延期 → 点此延长有效期)"
@@ -54,9 +55,11 @@ def _module_findings(service: TokenService) -> list[Finding]:
                 Finding(
                     "error",
                     "module_load_failed",
-                    f"驱动加载失败 (module failed): {m.path} — {m.error.message()}",
+                    "有一个 USB Key 驱动无法加载，用它的 Key 暂时不能使用 "
+                    "(a USB key driver could not be loaded; its keys cannot be used)",
                     "检查路径是否正确，或重新安装 USB Key 驱动 "
                     "(check the path or reinstall the key's driver)",
+                    detail=f"{m.path}: {m.error.message()}",
                 )
             )
     if not service.drivers:
@@ -204,17 +207,29 @@ MACHINE_CHECKS: tuple[tuple[str, Check], ...] = (
 def _guarded(name: str, check: Check, config: Config, env: DoctorEnv) -> list[Finding]:
     """A broken check says so instead of hiding every other finding."""
     try:
-        return check(config, env)
+        return [dataclasses.replace(f, check=name) for f in check(config, env)]
     except Exception as exc:  # the doctor must always finish
         log.exception("doctor check %s failed", name)
         return [
             Finding(
                 "warning",
                 "check_failed",
-                f"检查「{name}」未能完成 (check {name} failed: {type(exc).__name__}: {exc})",
+                f"有一项检查未能完成 (the check {name} failed)",
                 "请把 certhelper doctor 的输出发给技术支持 (send this output to support)",
+                detail=f"{type(exc).__name__}: {exc}",
+                check=name,
             )
         ]
+
+
+def machine_findings(config: Config, env: DoctorEnv | None = None) -> list[Finding]:
+    """The machine checks alone (no token service): what 修复 can change, so the
+    检测修复 window re-runs just these after a fix."""
+    env = DoctorEnv.default() if env is None else env
+    out: list[Finding] = []
+    for name, check in MACHINE_CHECKS:
+        out += _guarded(name, check, config, env)
+    return out
 
 
 def run_doctor(
@@ -223,8 +238,7 @@ def run_doctor(
     """Every finding, read-only. ``env`` defaults to the real machine."""
     env = DoctorEnv.default() if env is None else env
     out = _config_findings(config)
-    for name, check in MACHINE_CHECKS:
-        out += _guarded(name, check, config, env)
+    out += machine_findings(config, env)
     out += _module_findings(service)
     out += _guarded("usb", usb_findings, config, env)
     out += _token_findings(service)

@@ -8,6 +8,10 @@
 - ``url-types.plist``            CFBundleURLTypes merged into the macOS URL applet
 - ``install-macos.sh``           macOS per-user install (venv, keychain trust, URL
                                  schemes, LaunchAgent); ``uninstall-macos.sh`` undoes it
+- ``certhelper-lna.mobileconfig`` macOS configuration profile: Chrome's and Edge's Local
+                                 Network Access keys for the configured origins
+                                 (``--origin``, repeated; installer/assets/lna.py); the
+                                 .iss writes the same keys under HKLM (admin installs)
 
 Templates use :class:`string.Template` with ``@@`` as the delimiter (``@@{version}``),
 because ``$`` and ``%`` mean something in shell scripts and Inno Setup. None of these
@@ -20,11 +24,14 @@ import os
 import stat
 import string
 import uuid
+from collections.abc import Sequence
 from importlib import resources
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _dist_version
 from pathlib import Path
 from xml.sax.saxutils import escape
+
+from installer.assets.lna import DEFAULT_ORIGINS, MOBILECONFIG, iss_registry, mobileconfig
 
 
 def _installed_version() -> str:
@@ -81,6 +88,7 @@ def generate(
     publisher: str = "certhelper",
     label: str = LABEL,
     app_id: str = APP_ID,
+    origins: Sequence[str] = DEFAULT_ORIGINS,
 ) -> list[Path]:
     """Write every asset into ``out_dir`` and return their paths.
 
@@ -100,6 +108,7 @@ def generate(
         "publisher": publisher,
         "label": label,
         "app_id": app_id,
+        "lna_registry": iss_registry(origins),
     }
     written = []
     for name, (out_name, _xml, executable) in TEMPLATES.items():
@@ -114,6 +123,9 @@ def generate(
         if executable:
             os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH)
         written.append(path)
+    profile = out / MOBILECONFIG
+    profile.write_bytes(mobileconfig(origins))
+    written.append(profile)
     return written
 
 
@@ -129,6 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--python-exe", default=MACOS_PYTHON, help="interpreter the LaunchAgent runs")
     p.add_argument("--payload-dir", default=r"dist\certhelper", help="PyInstaller build (Windows)")
     p.add_argument("--wheel", default=None, help="wheel file name for install-macos.sh")
+    p.add_argument(
+        "--origin",
+        action="append",
+        dest="origins",
+        metavar="URL",
+        help="a hall or CA origin for the browser policy (repeat; default: "
+        + ", ".join(DEFAULT_ORIGINS)
+        + ")",
+    )
     args = p.parse_args(argv)
     for path in generate(
         args.out_dir,
@@ -136,6 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         python_exe=args.python_exe,
         payload_dir=args.payload_dir,
         wheel=args.wheel,
+        origins=args.origins or DEFAULT_ORIGINS,
     ):
         print(path)
     return 0

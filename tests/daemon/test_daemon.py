@@ -103,7 +103,8 @@ def test_menu_actions(start_daemon: Any, home: Path) -> None:
     doctor = opened[4]
     assert doctor.name == "notice" and doctor.request["kind"] == "doctor"
     findings = doctor.request["findings"]
-    assert findings and all(set(f) == {"level", "code", "message", "fix"} for f in findings)
+    keys = {"level", "code", "message", "fix", "detail", "fix_id", "check", "needs_root"}
+    assert findings and all(set(f) == keys for f in findings)
     assert any(f["code"] == "token" for f in findings)
     act("quit")
     h.thread.join(20)

@@ -29,7 +29,8 @@ def write_autostart(config_home: Path, exec_line: str) -> Path:
 def test_autostart_missing(env: DoctorEnv) -> None:
     [f] = autostart_findings(Config(), env)
     assert (f.level, f.code) == ("warning", "autostart_missing")
-    assert "certhelper install" in f.fix and "开机自启" in f.message
+    assert "certhelper install" in f.fix and "自动启动" in f.message
+    assert f.fix_id == "autostart" and str(env.config_home) in f.detail
 
 
 def test_autostart_present(env: DoctorEnv) -> None:
@@ -74,7 +75,8 @@ def test_schemes_missing_or_taken(tmp_path: Path) -> None:
     )
     [f] = scheme_findings(Config(), env)
     assert (f.level, f.code) == ("warning", "url_schemes_missing")
-    assert "other.desktop" in f.message and "certhelper install" in f.fix
+    assert "other.desktop" in f.detail and "certhelper install" in f.fix
+    assert f.fix_id == "url-schemes" and "修复" in f.message
 
 
 def test_schemes_without_xdg_mime(env: DoctorEnv) -> None:

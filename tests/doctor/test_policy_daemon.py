@@ -81,7 +81,7 @@ def test_loopback_halls_need_nothing_https_halls_get_a_note(tmp_path: Path) -> N
         origins=["http://127.0.0.1:9010", "http://localhost:1", "https://x.cn"],
     )
     assert codes(policy_findings(config, make_env(tmp_path))) == [
-        ("warning", "browser_policy_partial")
+        ("warning", "browser_policy_prompt")
     ]
 
 
@@ -142,7 +142,7 @@ def test_daemon_running_with_both_ports(tmp_path: Path) -> None:
             ("ok", "bridge_port_ok"),
             ("ok", "hebca_port_ok"),
         ]
-        assert "9.9" in found[0].message
+        assert "9.9" in found[0].detail
         # a server whose certificate is not from our CA is reported
         other = make_env(tmp_path / "other")
         ensure_identity(other.tls_dir, keyring_backend=MemoryKeyring())

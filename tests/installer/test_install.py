@@ -164,6 +164,9 @@ def test_system_trust_with_injected_paths(home: Home) -> None:
         doc = json.loads(p.read_text())
         assert "http://111.62.46.105:9010" in doc["LocalNetworkAccessAllowedForUrls"]
         assert "http://111.62.46.105:9010" in doc["OverrideSecurityRestrictionsOnInsecureOrigin"]
+    # the polkit action that lets 检测修复 run certhelper-admin (installer/polkit.py)
+    action = home.root / "policy-root/usr/share/polkit-1/actions/org.certhelper.admin.policy"
+    assert "org.freedesktop.policykit.exec.path" in action.read_text("utf-8")
     marker.unlink()
     again = h.run("install", "--system")
     assert "已完成" not in again.stdout and not marker.exists()
@@ -173,6 +176,7 @@ def test_system_trust_with_injected_paths(home: Home) -> None:
     h.run("uninstall", "--system")
     assert not target.exists() and marker.exists()
     assert not any(p.exists() for p in policies)
+    assert not action.exists()
     assert not (h.data / "install-manifest.json").exists()
 
 

@@ -23,14 +23,60 @@ Runner = Callable[[Sequence[str], Mapping[str, str]], tuple[int, str]]
 
 
 @dataclass(frozen=True)
+class FixInfo:
+    """A repair the doctor can run itself (applied by helper.doctor.fixes)."""
+
+    id: str
+    #: what the 修复 does, Chinese (English)
+    title: str
+    #: through polkit (pkexec certhelper-admin …), not as the user
+    needs_root: bool = False
+    #: what the browser needs before it sees the change: "" nothing, "reload" the
+    #: hall's page, "newtab" the hall opened in a new tab, "restart" the browser
+    #: (measured: docs/lna.md, docs/doctor.md)
+    browser: Literal["", "reload", "newtab", "restart"] = ""
+
+
+#: every fix id (``certhelper doctor --fix ID``), in the order they are applied
+FIXES: dict[str, FixInfo] = {
+    f.id: f
+    for f in (
+        FixInfo("trust-local-ca", "让浏览器信任证书助手 (trust the helper's local certificate)",
+                browser="newtab"),
+        FixInfo("start-helper", "启动证书助手 (start the helper)"),
+        FixInfo("restart-helper", "重启证书助手 (restart the helper)"),
+        FixInfo("autostart", "设置开机自动启动 (start with the computer)"),
+        FixInfo("url-schemes", "让网页能打开证书助手 (handle p11:// and certhelper:// links)"),
+        FixInfo("browser-policy", "允许网上大厅连接证书助手 (let the halls reach the helper)",
+                needs_root=True, browser="restart"),
+        FixInfo("system-trust", "让系统信任证书助手 (trust the local certificate system-wide)",
+                needs_root=True),
+    )
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
 class Finding:
     level: Level
     code: str
+    #: the headline: plain Chinese first (what is wrong, what it means, what to click),
+    #: English in brackets; no paths or policy names
     message: str
+    #: what to do, when the doctor cannot do it itself
     fix: str = ""
+    #: 详细信息: paths, policy names, exit codes
+    detail: str = ""
+    #: a key of FIXES when 修复 / ``doctor --fix`` can repair it
+    fix_id: str = ""
+    #: the check that produced it (set by run_doctor)
+    check: str = ""
 
-    def to_dict(self) -> dict[str, str]:
-        return asdict(self)
+    @property
+    def needs_root(self) -> bool:
+        return self.fix_id in FIXES and FIXES[self.fix_id].needs_root
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "needs_root": self.needs_root}
 
 
 def run_command(argv: Sequence[str], extra_env: Mapping[str, str]) -> tuple[int, str]:
@@ -68,6 +114,7 @@ class DoctorEnv:
     #: the daemon's control directory; None = no daemon check over the socket
     control_dir: Path | None = None
     sysfs_root: Path = Path("/sys")
+    #: where the browser policy is read (installer.install.policy_root(): / or the test root)
     policy_root: Path = Path("/")
     platform: str = sys.platform
     #: which commands exist (name -> path); None = look them up on $PATH
@@ -87,6 +134,7 @@ class DoctorEnv:
     def default(cls) -> DoctorEnv:
         from helper.config import data_dir
         from helper.services.control import control_dir
+        from installer.install import policy_root
 
         home = Path.home()
         return cls(
@@ -94,6 +142,7 @@ class DoctorEnv:
             config_home=_xdg_config_home(home),
             data_dir=data_dir(),
             control_dir=control_dir(),
+            policy_root=policy_root(),
         )
 
     @property

@@ -88,8 +88,8 @@ def daemon_findings(config: Config, env: DoctorEnv) -> list[Finding]:
             Finding(
                 "ok",
                 "daemon_running",
-                f"证书助手正在运行 (daemon running: version {reply.get('version', '?')}, "
-                f"pid {reply.get('pid', '?')})",
+                "证书助手正在运行 (the helper is running)",
+                detail=f"version {reply.get('version', '?')}, pid {reply.get('pid', '?')}",
             )
         )
     else:
@@ -97,9 +97,12 @@ def daemon_findings(config: Config, env: DoctorEnv) -> list[Finding]:
             Finding(
                 "warning",
                 "daemon_not_running",
-                "证书助手未在运行，网页无法连接 USB Key (the daemon is not running; "
-                "web pages cannot reach the key)",
+                "证书助手没有运行，网上大厅用不了 USB Key。点「修复」启动它。"
+                "(The helper is not running, so the hall cannot use your USB key. "
+                "Click 修复 to start it.)",
                 START_FIX,
+                detail=f"no answer to ping on the control socket in {env.control_dir}",
+                fix_id="start-helper",
             )
         )
     out += _bridge_port(config, env, running)
@@ -112,10 +115,12 @@ def _port_taken(code: str, port: int, what: str) -> Finding:
     return Finding(
         "error",
         code,
-        f"端口 {port} 已被其他程序占用，证书助手无法启动{what} "
-        f"(port {port} is taken by another program)",
+        "另一个程序（例如河北CA自带的助手）占用了证书助手要用的端口，证书助手无法工作。"
+        "请退出那个程序后点「重新检测」。(Another program, e.g. the CA's own helper, holds "
+        "the helper's port; quit it, then check again.)",
         f"关闭占用端口 {port} 的程序，或在配置文件中改用其他端口 "
-        f"(stop that program or choose another port in the config; `ss -ltnp 'sport = :{port}'`)",
+        "(stop that program or choose another port in the config)",
+        detail=f"{what}: 127.0.0.1:{port} is taken; `ss -ltnp 'sport = :{port}'` names the program",
     )
 
 
@@ -128,15 +133,23 @@ def _bridge_port(config: Config, env: DoctorEnv, running: bool) -> list[Finding]
     ok, detail = _https_ping(port, env)
     if ok:
         return [
-            Finding("ok", "bridge_port_ok", f"网页接口 https://localhost:{port} 应答正常 (answers)")
+            Finding(
+                "ok",
+                "bridge_port_ok",
+                "网上大厅可以连接证书助手 (the helper answers web pages)",
+                detail=f"https://localhost:{port}/v1/ping",
+            )
         ]
     return [
         Finding(
             "error",
             "bridge_port_failed",
-            f"网页接口 https://localhost:{port} 无应答或证书不符 (bridge not answering): {detail}",
+            "证书助手的网页接口没有应答，网上大厅连不上它。点「修复」重启证书助手。"
+            "(The helper does not answer web pages; click 修复 to restart it.)",
             "重启证书助手 (certhelper run)；仍有问题请运行 certhelper install "
             "(restart the daemon; if it persists run `certhelper install`)",
+            detail=f"https://localhost:{port}/v1/ping: {detail}",
+            fix_id="restart-helper",
         )
     ]
 
@@ -149,15 +162,22 @@ def _hebca_port(config: Config, env: DoctorEnv, running: bool) -> list[Finding]:
     if is_open:
         return [
             Finding(
-                "ok", "hebca_port_ok", f"河北CA兼容接口 ws://localhost:{port} 应答正常 (answers)"
+                "ok",
+                "hebca_port_ok",
+                "河北CA网页接口正常 (the HEBCA-compatible endpoint answers)",
+                detail=f"ws://localhost:{port}",
             )
         ]
     return [
         Finding(
             "error",
             "hebca_port_closed",
-            f"河北CA兼容接口 ws://localhost:{port} 无应答 (HEBCA endpoint not answering)",
+            "证书助手的河北CA接口没有应答，公积金大厅登录会失败。点「修复」重启证书助手。"
+            "(The HEBCA-compatible endpoint does not answer, so the hall's login fails; "
+            "click 修复 to restart the helper.)",
             "重启证书助手 (certhelper run)；端口被占用时请在配置中修改 hebca_port "
             "(restart the daemon; or change hebca_port in the config)",
+            detail=f"ws://localhost:{port}: no listener",
+            fix_id="restart-helper",
         )
     ]

@@ -33,8 +33,11 @@ def autostart_findings(config: Config, env: DoctorEnv) -> list[Finding]:
             Finding(
                 "warning",
                 "autostart_missing",
-                f"未设置开机自启，重启电脑后需手动运行证书助手 (no autostart entry: {path})",
+                "证书助手不会随电脑自动启动，重启电脑后网上大厅会找不到它。点「修复」即可解决。"
+                "(The helper does not start with the computer; click 修复 to fix it.)",
                 INSTALL_FIX,
+                detail=f"no autostart entry: {path}",
+                fix_id="autostart",
             )
         ]
     exec_line = _exec_line(path)
@@ -43,11 +46,21 @@ def autostart_findings(config: Config, env: DoctorEnv) -> list[Finding]:
             Finding(
                 "warning",
                 "autostart_invalid",
-                f"开机自启项不会启动证书助手 (autostart entry has no `… run` Exec: {path})",
+                "证书助手的自动启动设置有误，重启电脑后它不会启动。点「修复」即可解决。"
+                "(The helper's autostart entry is wrong; click 修复 to fix it.)",
                 INSTALL_FIX,
+                detail=f"autostart entry has no `… run` Exec: {path}",
+                fix_id="autostart",
             )
         ]
-    return [Finding("ok", "autostart_ok", f"已设置开机自启 (autostart: {path})")]
+    return [
+        Finding(
+            "ok",
+            "autostart_ok",
+            "证书助手随电脑自动启动 (starts with the computer)",
+            detail=f"autostart: {path}",
+        )
+    ]
 
 
 def scheme_findings(config: Config, env: DoctorEnv) -> list[Finding]:
@@ -67,8 +80,8 @@ def scheme_findings(config: Config, env: DoctorEnv) -> list[Finding]:
             Finding(
                 "warning",
                 "url_schemes_unchecked",
-                "无法检查 p11:// 与 certhelper:// 链接：缺少 xdg-mime "
-                "(xdg-mime missing: cannot check the URL handlers)",
+                "无法检查网页能否打开证书助手：缺少一个系统组件（xdg-utils）"
+                "(cannot check whether web pages can open the helper: xdg-utils missing)",
                 "sudo apt install xdg-utils，然后运行 certhelper install "
                 "(install xdg-utils, then run `certhelper install`)",
             )
@@ -78,9 +91,18 @@ def scheme_findings(config: Config, env: DoctorEnv) -> list[Finding]:
             Finding(
                 "warning",
                 "url_schemes_missing",
-                "网页中的 p11:// / certhelper:// 链接不会打开证书助手 "
-                f"(URL schemes not handled by {URL_HANDLER}: {'; '.join(missing)})",
+                "网上大厅无法替您启动证书助手。点「修复」即可解决。"
+                "(The hall cannot start the helper for you; click 修复 to fix it.)",
                 INSTALL_FIX,
+                detail=f"p11://, certhelper:// not handled by {URL_HANDLER}: {'; '.join(missing)}",
+                fix_id="url-schemes",
             )
         ]
-    return [Finding("ok", "url_schemes_ok", "p11:// 与 certhelper:// 链接由证书助手打开 (OK)")]
+    return [
+        Finding(
+            "ok",
+            "url_schemes_ok",
+            "网上大厅可以启动证书助手 (web pages can start the helper)",
+            detail=f"p11:// and certhelper:// → {URL_HANDLER}",
+        )
+    ]

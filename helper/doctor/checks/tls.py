@@ -18,6 +18,10 @@ from helper.config import Config
 from helper.doctor.checks.base import DoctorEnv, Finding
 
 INSTALL_FIX = "运行 certhelper install (run `certhelper install`)"
+NOT_TRUSTED = (
+    "浏览器不信任证书助手，网上大厅连不上它。点「修复」即可解决。"
+    "(The browser does not trust the helper, so the hall cannot reach it. Click 修复 to fix it.)"
+)
 #: the leaf is renewed when fewer than this remain (helper.services.tls.RENEW_BEFORE)
 MIN_LEFT = timedelta(days=10)
 #: nicknames the installer gives the CA in NSS (and the CA's own CN)
@@ -59,9 +63,13 @@ def tls_findings(config: Config, env: DoctorEnv) -> list[Finding]:
             Finding(
                 "warning",
                 "tls_missing",
-                f"尚未生成本机 HTTPS 证书 (no local TLS certificate yet: {d})",
+                "证书助手还没有完成首次设置，网上大厅连不上它。点「修复」完成设置。"
+                "(The helper is not set up yet, so the hall cannot reach it. "
+                "Click 修复 to set it up.)",
                 "运行 certhelper install，或启动一次 certhelper run 自动生成 "
                 "(run `certhelper install`, or start `certhelper run` once)",
+                detail=f"no local TLS certificate in {d}",
+                fix_id="trust-local-ca",
             )
         ]
     try:
@@ -72,9 +80,12 @@ def tls_findings(config: Config, env: DoctorEnv) -> list[Finding]:
             Finding(
                 "error",
                 "tls_unreadable",
-                f"本机 HTTPS 证书无法读取 (TLS files unreadable): {exc}",
+                "证书助手的本机安全证书已损坏，网上大厅连不上它。点「修复」重启证书助手。"
+                "(The helper's local certificate is damaged; click 修复 to restart the helper.)",
                 "重启证书助手会重新生成 (restart `certhelper run`; it regenerates them), "
                 "然后运行 certhelper install (then run `certhelper install`)",
+                detail=f"TLS files in {d} unreadable: {exc}",
+                fix_id="restart-helper",
             )
         ]
     out: list[Finding] = []
@@ -91,9 +102,11 @@ def tls_findings(config: Config, env: DoctorEnv) -> list[Finding]:
             Finding(
                 "error",
                 "tls_leaf_not_chained",
-                "本机 HTTPS 证书不是由本机 CA 签发 (leaf.pem does not chain to ca.pem)",
+                "证书助手的本机安全证书不完整，网上大厅连不上它。(The helper's local "
+                "certificate is inconsistent; the hall cannot reach it.)",
                 "删除 tls 目录后重启证书助手并运行 certhelper install "
                 f"(remove {d}, restart the daemon, run `certhelper install`)",
+                detail=f"{leaf_path} does not chain to {ca_path}",
             )
         )
     elif leaf.not_valid_before_utc > now or left < MIN_LEFT:
@@ -102,13 +115,22 @@ def tls_findings(config: Config, env: DoctorEnv) -> list[Finding]:
             Finding(
                 "warning" if days >= 0 else "error",
                 "tls_leaf_expiring" if days >= 0 else "tls_leaf_expired",
-                f"本机 HTTPS 证书 {days} 天后到期或尚未生效 (leaf valid for {days} days)",
+                "证书助手的本机安全证书快到期了，点「修复」重启证书助手即自动更新。"
+                "(The helper's local certificate is about to expire; click 修复 to restart "
+                "the helper, which renews it.)",
                 "重启证书助手即自动续期 (restart `certhelper run`; it renews the leaf)",
+                detail=f"{leaf_path}: valid for {days} more days (renewed below 10)",
+                fix_id="restart-helper",
             )
         )
     else:
         out.append(
-            Finding("ok", "tls_leaf_ok", f"本机 HTTPS 证书有效，还剩 {left.days} 天 (TLS leaf OK)")
+            Finding(
+                "ok",
+                "tls_leaf_ok",
+                "证书助手的本机安全证书有效 (the helper's local certificate is valid)",
+                detail=f"{leaf_path}: {left.days} days left",
+            )
         )
     out += _key_findings(d)
     return out
@@ -122,10 +144,14 @@ def _key_findings(d: Path) -> list[Finding]:
             Finding(
                 "warning",
                 "tls_key_unencrypted",
-                "没有可用的系统密钥环，本机 HTTPS 私钥以未加密文件保存（仅本用户可读） "
-                "(no keyring: the TLS keys are unencrypted, user-only files)",
-                "安装并解锁系统密钥环 (如 gnome-keyring)，然后删除 tls 目录并重启证书助手 "
-                f"(install/unlock a keyring, remove {d} and restart the daemon)",
+                "电脑没有可用的密钥环，证书助手的本机密钥未加密保存（仅您本人可读），可以正常使用。"
+                "(No keyring: the helper's local keys are unencrypted, readable by you only; "
+                "everything still works.)",
+                "（可选）安装并解锁系统密钥环（如 gnome-keyring），"
+                "然后删除本机证书目录并重启证书助手 "
+                "(optional: install/unlock a keyring, remove the TLS folder, restart the helper)",
+                detail=f"{d}/leaf.key and {d}/ca.key are unencrypted PKCS#8 (mode 0600); "
+                f"to encrypt them: unlock a keyring, remove {d}, restart the daemon",
             )
         )
     for name in ("leaf.key", "ca.key"):
@@ -139,8 +165,10 @@ def _key_findings(d: Path) -> list[Finding]:
                 Finding(
                     "error",
                     "tls_key_permissions",
-                    f"私钥文件其他用户可读 (other users can read {p})",
+                    "电脑上的其他用户能读取证书助手的本机密钥 (other users can read the "
+                    "helper's local key)",
                     f"chmod 600 {p}",
+                    detail=f"{p}: mode {oct(mode & 0o777)}",
                 )
             )
     return out
@@ -165,8 +193,10 @@ def nss_findings(config: Config, env: DoctorEnv) -> list[Finding]:
             Finding(
                 "warning",
                 "nss_missing",
-                f"浏览器证书库不存在，浏览器不信任本机证书 (no NSS database at {db})",
+                NOT_TRUSTED,
                 INSTALL_FIX,
+                detail=f"no NSS database at {db} (cert9.db)",
+                fix_id="trust-local-ca",
             )
         ]
     listing = env.query("certutil", "-L", "-d", f"sql:{db}")
@@ -175,8 +205,8 @@ def nss_findings(config: Config, env: DoctorEnv) -> list[Finding]:
             Finding(
                 "warning",
                 "nss_unchecked",
-                "无法检查浏览器是否信任本机证书：缺少 certutil "
-                "(certutil missing: cannot check the NSS database)",
+                "无法检查浏览器是否信任证书助手：缺少一个系统组件（libnss3-tools）"
+                "(cannot check whether the browser trusts the helper: libnss3-tools missing)",
                 "sudo apt install libnss3-tools，然后运行 certhelper install "
                 "(install libnss3-tools, then run `certhelper install`)",
             )
@@ -195,15 +225,18 @@ def nss_findings(config: Config, env: DoctorEnv) -> list[Finding]:
                     Finding(
                         "ok",
                         "nss_trusted",
-                        f"浏览器证书库信任本机 CA (NSS trusts the local CA as “{nick}”)",
+                        "浏览器信任证书助手 (the browser trusts the helper)",
+                        detail=f"{db}: trusted as “{nick}” ({trust})",
                     )
                 ]
             return [
                 Finding(
                     "warning",
                     "nss_not_trusted",
-                    f"本机 CA 在浏览器证书库中但未被信任 (in NSS as “{nick}” without trust)",
+                    NOT_TRUSTED,
                     INSTALL_FIX,
+                    detail=f"{db}: the local CA is there as “{nick}” without SSL trust ({trust})",
+                    fix_id="trust-local-ca",
                 )
             ]
         if nick.lower().startswith(NICKNAME_PREFIXES):
@@ -213,18 +246,20 @@ def nss_findings(config: Config, env: DoctorEnv) -> list[Finding]:
             Finding(
                 "warning",
                 "nss_stale_ca",
-                "浏览器证书库中是旧的本机 CA，当前证书未被信任 "
-                "(NSS holds an older certhelper CA, not the current one)",
+                NOT_TRUSTED,
                 INSTALL_FIX,
+                detail=f"{db} holds an older certhelper local CA, not {env.tls_dir}/ca.pem",
+                fix_id="trust-local-ca",
             )
         ]
     return [
         Finding(
             "warning",
             "nss_not_trusted",
-            "浏览器 (Chrome/Chromium) 不信任本机 HTTPS 证书，网页连接会失败 "
-            "(the local CA is not in the user's NSS database)",
+            NOT_TRUSTED,
             INSTALL_FIX,
+            detail=f"{env.tls_dir}/ca.pem is not in the NSS database {db}",
+            fix_id="trust-local-ca",
         )
     ]
 

@@ -10,7 +10,9 @@ request (stdin)::
     {"kind": "support"}
     {"kind": "about", "version": "0.1.0"}
     {"kind": "doctor", "findings": [{"level": "ok" | "warning" | "error",
-                                     "code": "...", "message": "...", "fix": "..."}, ...]}
+                                     "code": "...", "message": "...", "fix": "...",
+                                     "detail": "...", "fix_id": "...", "check": "...",
+                                     "needs_root": false}, ...]}
 
     any kind may add "timeout": seconds (none by default: a notice waits)
 
@@ -19,6 +21,7 @@ result (stdout)::
     {"result": "renew"}       expiry: 证书延期
     {"result": "changepin"}   initial_pin: 立即修改
     {"result": "rerun"}       doctor: 重新检测
+    {"result": "close", "fixed": [fix ids], "problems": [codes]}   doctor (修复 applied)
     {"result": "close"}       知道了 / 稍后 / 关闭, Escape, closing the window; also
                               {"result": "close", "detail": "timeout" | "parent_gone"}
     {"result": "error", "detail": "..."}

@@ -155,7 +155,7 @@ def parse_alerts(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     return out
 
 
-def parse_findings(data: Mapping[str, Any]) -> list[dict[str, str]]:
+def parse_findings(data: Mapping[str, Any]) -> list[dict[str, Any]]:
     findings = data.get("findings")
     if not isinstance(findings, list):
         raise BadRequest("missing field 'findings'")
@@ -170,12 +170,16 @@ def parse_findings(data: Mapping[str, Any]) -> list[dict[str, str]]:
                 "code": text_field(raw, "code"),
                 "message": text_field(raw, "message") or text_field(raw, "code") or "—",
                 "fix": text_field(raw, "fix"),
+                "detail": text_field(raw, "detail"),
+                "fix_id": text_field(raw, "fix_id"),
+                "check": text_field(raw, "check"),
+                "needs_root": raw.get("needs_root") is True,
             }
         )
     return out
 
 
-def doctor_summary(findings: list[dict[str, str]]) -> tuple[str, str]:
+def doctor_summary(findings: list[dict[str, Any]]) -> tuple[str, str]:
     """(text, level) of the summary line."""
     problems = sum(1 for f in findings if f["level"] != "ok")
     if not problems:
