@@ -14,8 +14,8 @@ from helper.doctor.fixes import FixContext, FixOutcome, apply_fix, fixes_for
 BROWSER_TEXT = {
     "reload": "请刷新网上大厅网页（约 10 秒后生效，不必重启浏览器）"
     "(reload the hall's page; it takes effect within about 10 s, no browser restart)",
-    "newtab": "请关闭网上大厅网页，在新标签页中重新打开 (close the hall's tab and open it in a "
-    "new tab)",
+    "newtab": "已打开的网上大厅网页会在几秒内自动重新连接；如仍未连接，请在新标签页中重新打开 "
+    "(an open hall page reconnects within seconds; if not, open it in a new tab)",
     "restart": "请关闭并重新打开浏览器 (close and reopen the browser)",
 }
 #: the most any of them needs first

@@ -23,7 +23,8 @@ log = logging.getLogger(__name__)
 #: what the browser needs after a fix (helper.doctor.repair.BROWSER_TEXT, shorter)
 BROWSER_TEXT = {
     "reload": "请刷新网上大厅网页 (reload the hall's page)",
-    "newtab": "请在新标签页中重新打开网上大厅 (open the hall in a new tab)",
+    "newtab": "网上大厅网页会自动重新连接；如仍未连接，请在新标签页中重新打开 "
+    "(the hall's page reconnects by itself; if not, open it in a new tab)",
     "restart": "请关闭并重新打开浏览器 (close and reopen the browser)",
 }
 
