@@ -152,9 +152,7 @@ class Dialog:
             side="left", anchor="w"
         )
         if insecure:
-            self.ttk.Label(cell, text="http", style="Muted.TLabel").pack(
-                side="left", padx=(10, 0)
-            )
+            self.ttk.Label(cell, text="http", style="Muted.TLabel").pack(side="left", padx=(10, 0))
         self.add_row("网站 (Site)", cell)
 
     def add_insecure_note(self, origin: str, insecure: bool) -> None:
