@@ -98,8 +98,23 @@ class Demo:
         raise AssertionError(f"no {text!r} in the demo's output: {self.lines}")
 
     def stop(self) -> int:
+        """SIGTERM, as a session's logout sends it; on a hang, the stacks (py-spy) go
+        into the failure message before the process is killed."""
         self.proc.terminate()
-        return self.proc.wait(30)
+        try:
+            return self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            spy = Path(sys.executable).with_name("py-spy")
+            dump = subprocess.run(
+                [str(spy), "dump", "--pid", str(self.proc.pid)],
+                capture_output=True,
+                text=True,
+                check=False,
+            )
+            self.proc.kill()
+            raise AssertionError(
+                f"the demo did not stop on SIGTERM:\n{dump.stdout}{dump.stderr}"
+            ) from None
 
 
 def _get(url: str) -> tuple[int, str]:
