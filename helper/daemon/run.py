@@ -61,6 +61,11 @@ class TrayLike(Protocol):
     def set_state(self, state: TrayState) -> None: ...
 
 
+#: notices that never interrupt a flow of dialogs (the ones the person asked for do)
+DEFERRED_NOTICES = ("initial_pin", "expiry")
+#: how long after the last dialog closed a held notice may appear
+NOTICE_QUIET_SECONDS = 8.0
+
 SiteStarter = Callable[[Any], Awaitable[list[Any]]]  # RunningBridge -> web.AppRunners
 
 
@@ -101,6 +106,9 @@ class Daemon:
         self._alerts_path = alerts_path  # tests: somewhere in tmp; else the data dir
         self.auto_trust = auto_trust  # `certhelper run`: browsers trust the local CA
         self._sites = sites  # more web apps hosted beside the bridge (the demo's)
+        # notices held while the person is in a flow of dialogs (one window at a time)
+        self._deferred: list[tuple[str, dict[str, Any] | None, tuple[str, ...]]] = []
+        self._deferred_lock = threading.Lock()
         self._site_runners: list[Any] = []
         self.claim = claim
         self._tray_factory = tray_factory
@@ -284,6 +292,7 @@ class Daemon:
         self._alerts = AlertScheduler(self._alerts_path or default_state_path(), self.tokens.clock)
         self.bridge.renewal.on_renewed = self._on_renewed
         refresher: asyncio.Task[None] | None = None
+        flusher: asyncio.Task[None] | None = None
         try:
             try:
                 await self._refresh_state()
@@ -292,14 +301,16 @@ class Daemon:
             # requests that came in meanwhile waited in the socket's backlog
             await self.claim.serve(self._command)
             refresher = asyncio.create_task(self._refresh_loop())
+            flusher = asyncio.create_task(self._deferred_loop())
             self._ready.set()
             await self._stop_event.wait()
         finally:
             log.info("stopping")
-            if refresher is not None:
-                refresher.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await refresher
+            for task in (refresher, flusher):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             self.claim.close()
             for runner in reversed(self._site_runners):
                 await runner.cleanup()
@@ -317,6 +328,11 @@ class Daemon:
         if loop is not None and not loop.is_closed():
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(fn, *args)
+
+    async def _deferred_loop(self) -> None:
+        while True:
+            await asyncio.sleep(1.0)
+            self._flush_deferred()
 
     async def _refresh_loop(self) -> None:
         assert self._kick_event is not None
@@ -452,6 +468,30 @@ class Daemon:
         threading.Thread(target=self._open_url_fn, args=(url,), daemon=True).start()
 
     def open_window(
+        self, name: str, request: dict[str, Any] | None = None, args: Sequence[str] = ()
+    ) -> None:
+        kind = (request or {}).get("kind")
+        if name == "notice" and kind in DEFERRED_NOTICES and self._dialogs_recent():
+            with self._deferred_lock:
+                self._deferred.append((name, request, tuple(args)))
+            log.info("notice %s waits for the dialogs to end", kind)
+            return
+        self._open_now(name, request, args)
+
+    def _dialogs_recent(self) -> bool:
+        idle_for = getattr(self._prompter, "idle_for", None)
+        return idle_for is not None and idle_for() < NOTICE_QUIET_SECONDS
+
+    def _flush_deferred(self) -> None:
+        """Open the notices that waited, once no dialog has been open for a while."""
+        if not self._deferred or self._dialogs_recent():
+            return
+        with self._deferred_lock:
+            waiting, self._deferred = self._deferred, []
+        for name, request, args in waiting:
+            self._open_now(name, request, args)
+
+    def _open_now(
         self, name: str, request: dict[str, Any] | None = None, args: Sequence[str] = ()
     ) -> None:
         try:

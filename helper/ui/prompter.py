@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -57,6 +58,14 @@ class TkPrompter:
         self.env = dict(env) if env else {}
         self.grace = grace
         self._lock = asyncio.Lock()
+        self._last_dialog = float("-inf")  # monotonic time the last dialog closed
+
+    def idle_for(self) -> float:
+        """Seconds since the last dialog closed (0 while one is open): the daemon holds
+        its notices until the person's flow of dialogs is over."""
+        if self._lock.locked():
+            return 0.0
+        return time.monotonic() - self._last_dialog
 
     # --- Prompter ----------------------------------------------------------
 
@@ -100,7 +109,10 @@ class TkPrompter:
         message = {"dialog": dialog, "timeout": self.timeout, **fields}
         async with self._lock:
             log.debug("%s dialog for %s", dialog, origin)
-            reply = await self._run(message)
+            try:
+                reply = await self._run(message)
+            finally:
+                self._last_dialog = time.monotonic()
         outcome = reply.get("result")
         log.info("%s dialog for %s: %s", dialog, origin, outcome)
         if outcome == "ok":

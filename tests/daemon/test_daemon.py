@@ -179,6 +179,42 @@ def test_a_pin_changed_in_any_window_clears_that_key_only(start_daemon: Any) -> 
     assert h.stop() == 0
 
 
+class BusyPrompter:
+    """A prompter whose dialogs the test opens and closes (``idle_for`` as TkPrompter)."""
+
+    def __init__(self) -> None:
+        self.idle = 0.0
+
+    def idle_for(self) -> float:
+        return self.idle
+
+
+def test_notices_wait_until_the_dialogs_are_over(start_daemon: Any) -> None:
+    """The initial-PIN notice of a login inside a flow of dialogs (e.g. a renewal's PIN,
+    then its write confirmation) waits until no dialog has been open for a while: it
+    never covers a pending confirmation or the CA's receipt."""
+    prompter = BusyPrompter()
+    h: Harness = start_daemon([healthy_key()], prompter=prompter)
+    h.wait_state("normal")
+    hook = h.daemon.bridge.gate.on_initial_pin
+    h.on_loop(lambda: hook(KEY1))  # during the flow: a dialog was open just now
+    h.wait_state("attention")
+    time.sleep(1.5)
+    assert [o for o in h.windows.opened if o.name == "notice"] == []
+    prompter.idle = 60.0  # the flow is over
+    notice = h.wait_opened(1)
+    assert notice[0].request == {
+        "kind": "initial_pin",
+        "token_label": "河北CA测试Key1",
+        "token_serial": KEY1.serial,
+    }
+    # what the person asks for (检测修复, 技术支持) opens at once, dialogs or not
+    prompter.idle = 0.0
+    h.daemon.open_window("notice", {"kind": "support"})
+    assert h.windows.opened[-1].request == {"kind": "support"}
+    assert h.stop() == 0
+
+
 def test_key_asking_for_a_new_pin(start_daemon: Any) -> None:
     info = token(serial="77", label="新Key", pin_state=PinState.TO_BE_CHANGED)
     h: Harness = start_daemon([view(info, [("甲", 200)])])
