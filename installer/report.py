@@ -13,6 +13,8 @@ LABELS: dict[str, str] = {
     "skipped": "跳过 skipped",
     "failed": "失败 failed",
 }
+#: a dry run did nothing: what it would do
+DRY_LABELS: dict[str, str] = {"done": "将执行 would do"}
 
 
 @dataclass(frozen=True)
@@ -21,8 +23,9 @@ class Step:
     status: Status
     detail: str = ""
 
-    def line(self) -> str:
-        text = f"[{LABELS[self.status]}] {self.name}"
+    def line(self, *, dry_run: bool = False) -> str:
+        label = DRY_LABELS.get(self.status, LABELS[self.status]) if dry_run else LABELS[self.status]
+        text = f"[{label}] {self.name}"
         if self.detail:
             sep = "（" if self.status == "skipped" else ": "
             end = "）" if self.status == "skipped" else ""
@@ -55,4 +58,5 @@ class Report:
         title = "安装 install" if self.action == "install" else "卸载 uninstall"
         if self.dry_run:
             title += "（演练，未做任何更改 dry run: nothing changed）"
-        return "\n".join([f"证书助手 {title}", *("  " + s.line() for s in self.steps)])
+        lines = ("  " + s.line(dry_run=self.dry_run) for s in self.steps)
+        return "\n".join([f"证书助手 {title}", *lines])

@@ -185,6 +185,8 @@ def test_dry_run_changes_nothing(home: Home) -> None:
     before = home.snapshot()
     out = home.run("install", "--dry-run").stdout
     assert "演练" in out and "自启动" in out
+    # a dry run did nothing: it never says 已完成 (done), only what it would do
+    assert "已完成" not in out and "[将执行 would do] 自启动" in out, out
     assert home.snapshot() == before
 
 
