@@ -3,7 +3,7 @@ itself hosts the demo hall and the demo CA, makes the browser trust the helper, 
 second `run` just opens 我的证书. A port held by another program gets a Chinese message
 naming the port and the program.
 
-These run the real command in a child process under the session's Xvfb, on the demo's
+These run the real command in a child process on the session's Xvfb, on the demo's
 fixed ports (9010, 9020, 17212, 17213): a test fails, with a message, if something else
 on this machine holds them."""
 
@@ -37,15 +37,15 @@ def _free(port: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def demo_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    if not os.environ.get("DISPLAY"):
-        pytest.fail("no DISPLAY: run the suite under xvfb-run (make test does)")
+def demo_home(tmp_path_factory: pytest.TempPathFactory, xvfb: str) -> Iterator[dict[str, str]]:
+    """A fresh HOME with the demo build, and the session's Xvfb as the desktop."""
     busy = [p for p in PORTS if not _free(p)]
     if busy:
         pytest.fail(f"the demo's ports are taken on this machine: {busy}")
     home = tmp_path_factory.mktemp("demo-desktop")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("XDG_", "CERTHELPER_"))}
     env.update(
+        DISPLAY=xvfb,
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / "c"),
         XDG_DATA_HOME=str(home / "d"),
