@@ -1,0 +1,63 @@
+"""Regression: a certificate the verifier cannot read is an argument error."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from helper.verify import check_chain
+
+NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # fixed, like the keys: the same DER every run
+BEFORE, AFTER = NOW - timedelta(days=60), NOW + timedelta(days=300)
+
+
+def _pki() -> tuple[x509.Certificate, x509.Certificate, ec.EllipticCurvePrivateKey]:
+    root_key = ec.derive_private_key(0x5EED_0001, ec.SECP256R1())
+    leaf_key = ec.derive_private_key(0x5EED_0002, ec.SECP256R1())
+    root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Fuzz Root CA")])
+    root = (
+        x509.CertificateBuilder()
+        .subject_name(root_name)
+        .issuer_name(root_name)
+        .public_key(root_key.public_key())
+        .serial_number(1)
+        .not_valid_before(BEFORE)
+        .not_valid_after(AFTER)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(root_key, hashes.SHA256(), ecdsa_deterministic=True)
+    )
+    leaf = (
+        x509.CertificateBuilder()
+        .subject_name(
+            x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "沧州市测试科技有限公司")])
+        )
+        .issuer_name(root_name)
+        .public_key(leaf_key.public_key())
+        .serial_number(0x0651)
+        .not_valid_before(BEFORE)
+        .not_valid_after(AFTER)
+        .sign(root_key, hashes.SHA256(), ecdsa_deterministic=True)
+    )
+    return root, leaf, leaf_key
+
+
+ROOT_CERT, LEAF_CERT, LEAF_KEY = _pki()
+LEAF_DER = LEAF_CERT.public_bytes(serialization.Encoding.DER)
+ROOT_DER = ROOT_CERT.public_bytes(serialization.Encoding.DER)
+
+
+def test_check_chain_calls_a_malformed_subject_not_a_certificate() -> None:
+    """Found by the fuzzing above: a leaf whose subject is not a valid Name loads
+    (cryptography reads names lazily) and used to escape ``check_chain`` as a bare
+    ``ValueError`` from inside the chain builder. It is now the documented argument
+    error, raised while loading."""
+    cn = "沧州市测试科技有限公司".encode()
+    at = LEAF_DER.index(b"\x06\x03\x55\x04\x03\x0c" + bytes([len(cn)]) + cn) + 5
+    bad = LEAF_DER[:at] + b"\x00" + LEAF_DER[at + 1 :]  # UTF8String tag → tag 0
+    with pytest.raises(ValueError, match=r"^certificate: not a certificate"):
+        check_chain(bad, [ROOT_DER], now=NOW)
