@@ -1,4 +1,5 @@
-"""Regression: a certificate the verifier cannot read is an argument error."""
+"""Regressions: inputs the verifier and the CMS reader cannot read are refused with
+their documented errors."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
+from drivers.errors import BadInput
+from drivers.types import SignAlgorithm
+from helper.cms import build_signed_data, verify_signed_data
 from helper.verify import check_chain
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # fixed, like the keys: the same DER every run
@@ -61,3 +65,27 @@ def test_check_chain_calls_a_malformed_subject_not_a_certificate() -> None:
     bad = LEAF_DER[:at] + b"\x00" + LEAF_DER[at + 1 :]  # UTF8String tag → tag 0
     with pytest.raises(ValueError, match=r"^certificate: not a certificate"):
         check_chain(bad, [ROOT_DER], now=NOW)
+
+
+def _cms(data: bytes) -> bytes:
+    def sign(tbs: bytes) -> bytes:
+        return LEAF_KEY.sign(tbs, ec.ECDSA(hashes.SHA256(), deterministic_signing=True))
+
+    return build_signed_data(
+        data, LEAF_DER, sign, algorithm=SignAlgorithm.ECDSA_SHA256, detached=False, signing_time=NOW
+    )
+
+
+SIGNED_DATA = _cms(b"\xe6\xb2\xa7\xe5\xb7\x9e login")
+
+
+def test_p7_verify_calls_an_unreadable_signer_info_bad_input() -> None:
+    """Found by fuzzing: a SignedData whose SignerInfo cannot be parsed (asn1crypto
+    reads it lazily, after the outer checks) escaped ``verify_signed_data`` as a bare
+    ``ValueError``, so HEBCA ``P7VerifyB64`` answered ``internal_error`` and logged a
+    traceback for any page that sent one. It is now ``BadInput``."""
+    sid = b"0\x171\x150\x13\x06\x03U\x04\x03\x0c\x0cFuzz Root CA\x02\x02\x06Q"
+    at = SIGNED_DATA.rindex(sid) + 2  # the SignerInfo's issuer: its SET tag ...
+    bad = SIGNED_DATA[:at] + b"\x00" + SIGNED_DATA[at + 1 :]  # ... becomes tag 0
+    with pytest.raises(BadInput):
+        verify_signed_data(bad)
