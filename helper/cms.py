@@ -186,8 +186,12 @@ def verify_signed_data(cms_der: bytes, content: bytes | None = None) -> bool:
         raise BadInput(detail=f"unreadable SignedData: {type(exc).__name__}") from None
     if not signers:
         return False
+    from cryptography.exceptions import UnsupportedAlgorithm
+
     try:
         return _signers_verify(signers, certs, data)
+    except UnsupportedAlgorithm:  # a key or curve cryptography lacks: cannot verify
+        return False
     except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:  # parsed lazily
         raise BadInput(detail=f"unreadable SignedData: {type(exc).__name__}") from None
 

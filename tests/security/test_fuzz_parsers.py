@@ -89,3 +89,13 @@ def test_p7_verify_calls_an_unreadable_signer_info_bad_input() -> None:
     bad = SIGNED_DATA[:at] + b"\x00" + SIGNED_DATA[at + 1 :]  # ... becomes tag 0
     with pytest.raises(BadInput):
         verify_signed_data(bad)
+
+
+def test_p7_verify_of_a_key_cryptography_lacks_is_false() -> None:
+    """Found by fuzzing: a signer certificate on a curve cryptography does not know
+    escaped as ``UnsupportedAlgorithm`` (``internal_error`` over HEBCA); such a
+    signature cannot be verified, like other unknown key types: False."""
+    p256 = bytes.fromhex("06082a8648ce3d030107")  # 1.2.840.10045.3.1.7
+    bad = SIGNED_DATA.replace(p256, bytes.fromhex("06082a8648ce3d031107"))  # … 3.17.7
+    assert bad != SIGNED_DATA
+    assert verify_signed_data(bad) is False
