@@ -187,12 +187,13 @@ def verify_signed_data(cms_der: bytes, content: bytes | None = None) -> bool:
     if not signers:
         return False
     from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.x509 import InvalidVersion
 
     try:
         return _signers_verify(signers, certs, data)
     except UnsupportedAlgorithm:  # a key or curve cryptography lacks: cannot verify
         return False
-    except (ValueError, TypeError, KeyError, IndexError, OverflowError) as exc:  # parsed lazily
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, InvalidVersion) as exc:
         raise BadInput(detail=f"unreadable SignedData: {type(exc).__name__}") from None
 
 

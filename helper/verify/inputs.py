@@ -41,7 +41,7 @@ def load_certs(items: Iterable[bytes | x509.Certificate], what: str) -> list[x50
             for cert in certs:  # names are parsed lazily: fail here, not in the chain builder
                 cert.subject, cert.issuer  # noqa: B018
             out.extend(certs)
-        except ValueError as exc:
+        except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
             raise ValueError(f"{what}: not a certificate: {exc}") from exc
     return out
 

@@ -14,7 +14,8 @@ from cryptography.x509.oid import NameOID
 from drivers.errors import BadInput
 from drivers.types import SignAlgorithm
 from helper.cms import build_signed_data, verify_signed_data
-from helper.verify import check_chain
+from helper.verify import check_chain, verify_legacy_signature
+from helper.verify.errors import UnknownTokenFormat
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # fixed, like the keys: the same DER every run
 BEFORE, AFTER = NOW - timedelta(days=60), NOW + timedelta(days=300)
@@ -99,3 +100,19 @@ def test_p7_verify_of_a_key_cryptography_lacks_is_false() -> None:
     bad = SIGNED_DATA.replace(p256, bytes.fromhex("06082a8648ce3d031107"))  # … 3.17.7
     assert bad != SIGNED_DATA
     assert verify_signed_data(bad) is False
+
+
+def test_an_invalid_x509_version_is_a_documented_refusal() -> None:
+    """Found by fuzzing: a certificate whose version is neither v1 nor v3 passes the
+    domain model, then cryptography raises ``InvalidVersion``, which is not a
+    ``ValueError``: it escaped ``check_chain``, the token and legacy verifiers and
+    ``verify_signed_data`` (HEBCA ``P7VerifyB64``: ``internal_error``)."""
+    at = LEAF_DER.index(bytes.fromhex("a003020102")) + 4
+    bad = LEAF_DER[:at] + b"\x05" + LEAF_DER[at + 1 :]
+    with pytest.raises(ValueError, match=r"^certificate: not a certificate"):
+        check_chain(bad, [ROOT_DER], now=NOW)
+    with pytest.raises(UnknownTokenFormat):
+        verify_legacy_signature(bad, b"\x30\x00", "text", [ROOT_DER], now=NOW)
+    at = SIGNED_DATA.index(bytes.fromhex("a003020102")) + 4
+    with pytest.raises(BadInput):
+        verify_signed_data(SIGNED_DATA[:at] + b"\x05" + SIGNED_DATA[at + 1 :])
