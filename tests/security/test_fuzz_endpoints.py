@@ -56,7 +56,7 @@ from tests.support.doubles import ScriptedPrompter
 from tests.support.hebca import SIGN_CERTS, Hebca, parse_reply, running_hebca
 
 ENDPOINT = settings(FUZZ, max_examples=150 * SCALE)
-TIMEOUT = 15.0
+TIMEOUT = 10.0
 MAX_MESSAGE = 64 * 1024
 INTERNAL_ERROR = html.escape(f"{CertHelperError.message_zh} ({CertHelperError.message_en})")
 
@@ -201,10 +201,16 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
         yield http
 
 
+async def receive(ws: aiohttp.ClientWebSocketResponse) -> aiohttp.WSMessage:
+    """The next message within TIMEOUT (the server's heartbeat pings would restart
+    ``receive(timeout=…)``'s own timeout)."""
+    return await asyncio.wait_for(ws.receive(), TIMEOUT)
+
+
 async def next_reply(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
     """The next native message that is not a server event."""
     while True:
-        msg = await ws.receive(timeout=TIMEOUT)
+        msg = await receive(ws)
         assert msg.type is aiohttp.WSMsgType.TEXT, (msg.type, msg.data, ws.close_code)
         data = json.loads(msg.data)
         if "event" not in data:
@@ -212,7 +218,7 @@ async def next_reply(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
 
 
 async def closed_with_1009(ws: aiohttp.ClientWebSocketResponse) -> None:
-    msg = await ws.receive(timeout=TIMEOUT)
+    msg = await receive(ws)
     assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED), msg
     assert ws.close_code == 1009, ws.close_code
 
@@ -289,7 +295,7 @@ async def _hebca_example(port: int, frames: list[Frame]) -> None:
                 continue
             text = str(f.data)
             await ws.send_str(text)
-            msg = await ws.receive(timeout=TIMEOUT)
+            msg = await receive(ws)
             assert msg.type is aiohttp.WSMsgType.TEXT, (text[:300], msg)
             frame = split_frame(text)
             if frame.tag == "0":
@@ -301,7 +307,7 @@ async def _hebca_example(port: int, frames: list[Frame]) -> None:
                 assert data["msg"] != INTERNAL_ERROR, (text[:300], data)
         else:  # still open, and in step: the next reply is this request's
             await ws.send_str("1|GetSignCertCount")
-            msg = await ws.receive(timeout=TIMEOUT)
+            msg = await receive(ws)
             assert msg.type is aiohttp.WSMsgType.TEXT, msg
             _tag, _name, data = parse_reply(msg.data, "GetSignCertCount")
             assert data == {"ret": 0, "count": len(SIGN_CERTS)}, data
