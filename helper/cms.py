@@ -169,13 +169,8 @@ def verify_signed_data(cms_der: bytes, content: bytes | None = None) -> bool:
     detached) and the signature over the signed attributes. No chain check.
 
     Returns False for a wrong signature or digest; raises ``BadInput`` when the
-    blob is not a SignedData at all.
+    blob is not a SignedData at all or a part of it cannot be read.
     """
-    from cryptography import x509 as cx509
-    from cryptography.exceptions import InvalidSignature
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
-
     try:
         info = cms.ContentInfo.load(cms_der)
         if info["content_type"].native != "signed_data":
@@ -191,6 +186,25 @@ def verify_signed_data(cms_der: bytes, content: bytes | None = None) -> bool:
         raise BadInput(detail=f"unreadable SignedData: {type(exc).__name__}") from None
     if not signers:
         return False
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.x509 import InvalidVersion
+
+    try:
+        return _signers_verify(signers, certs, data)
+    except UnsupportedAlgorithm:  # a key or curve cryptography lacks: cannot verify
+        return False
+    except (ValueError, TypeError, KeyError, IndexError, OverflowError, InvalidVersion) as exc:
+        raise BadInput(detail=f"unreadable SignedData: {type(exc).__name__}") from None
+
+
+def _signers_verify(
+    signers: list[cms.SignerInfo], certs: list[x509.Certificate], data: bytes
+) -> bool:
+    from cryptography import x509 as cx509
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+
     for si in signers:
         sid = si["sid"].chosen
         cert = next(

@@ -35,10 +35,13 @@ def load_certs(items: Iterable[bytes | x509.Certificate], what: str) -> list[x50
         data = bytes(item)
         try:
             if b"-----BEGIN" in data:
-                out.extend(x509.load_pem_x509_certificates(data))
+                certs = x509.load_pem_x509_certificates(data)
             else:
-                out.append(x509.load_der_x509_certificate(data))
-        except ValueError as exc:
+                certs = [x509.load_der_x509_certificate(data)]
+            for cert in certs:  # names are parsed lazily: fail here, not in the chain builder
+                cert.subject, cert.issuer  # noqa: B018
+            out.extend(certs)
+        except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
             raise ValueError(f"{what}: not a certificate: {exc}") from exc
     return out
 

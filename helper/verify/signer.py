@@ -98,7 +98,7 @@ def load_leaf(der: bytes) -> tuple[CertificateModel, x509.Certificate]:
     try:
         cert = x509.load_der_x509_certificate(model.der)
         cert.subject, cert.issuer  # noqa: B018  (parsed lazily: fail here, not later)
-    except ValueError as exc:
+    except (ValueError, x509.InvalidVersion) as exc:  # InvalidVersion is no ValueError
         raise UnknownTokenFormat(detail=f"certificate: {exc}") from None
     return model, cert
 
