@@ -61,6 +61,8 @@ class TrayLike(Protocol):
     def set_state(self, state: TrayState) -> None: ...
 
 
+#: how long the tray may take to leave its event loop once everything else stopped
+TRAY_STOP_GRACE = 5.0
 #: notices that never interrupt a flow of dialogs (the ones the person asked for do)
 DEFERRED_NOTICES = ("initial_pin", "expiry")
 #: how long after the last dialog closed a held notice may appear
@@ -109,6 +111,7 @@ class Daemon:
         # notices held while the person is in a flow of dialogs (one window at a time)
         self._deferred: list[tuple[str, dict[str, Any] | None, tuple[str, ...]]] = []
         self._deferred_lock = threading.Lock()
+        self._tray_left = threading.Event()  # the tray's run() returned
         self._site_runners: list[Any] = []
         self.claim = claim
         self._tray_factory = tray_factory
@@ -207,6 +210,8 @@ class Daemon:
             log.exception("the tray failed; running without one")
             self.tray = None
             self._wait_finished()
+        finally:
+            self._tray_left.set()
 
     def _wait_finished(self) -> None:
         while not self._finished.wait(0.5):  # a timeout keeps signals deliverable
@@ -240,6 +245,7 @@ class Daemon:
             self._ready.set()
             if self.tray is not None:
                 self.tray.stop()
+                _exit_if_the_tray_hangs(self._tray_left, TRAY_STOP_GRACE)
 
     async def _main(self) -> None:
         from helper.daemon.compose import start_bridge
@@ -560,6 +566,24 @@ class Daemon:
             self._pin_changed(serial)
             return {"ok": True}
         return {"ok": False, "error": "unknown_command"}
+
+
+def _exit_if_the_tray_hangs(left: threading.Event, grace: float) -> None:
+    """Everything is stopped and closed; only the tray's event loop may still hold the
+    process. pystray's Xorg backend can miss its own stop (seen without a tray host:
+    the main thread stays in Xlib's next_event after SIGTERM), so when the tray has not
+    left its loop (``left``) after ``grace`` seconds, the process leaves anyway."""
+
+    def leave() -> None:
+        if left.is_set():
+            return
+        log.warning("the tray did not stop within %.0f s: exiting", grace)
+        logging.shutdown()
+        os._exit(0)
+
+    timer = threading.Timer(grace, leave)
+    timer.daemon = True
+    timer.start()
 
 
 def _cancel_leftovers(loop: asyncio.AbstractEventLoop) -> None:

@@ -318,3 +318,56 @@ def test_a_renewal_resets_the_alerts_of_both_certificates(start_daemon: Any) -> 
     assert alerts.announced(other) == ("30", "7")
     reread = type(alerts)(alerts.state_path, alerts.clock)
     assert reread.announced(old) == () and reread.announced(other) == ("30", "7")
+
+
+HANGING_TRAY = """
+import sys, threading
+from helper.daemon.run import run_daemon
+from tests.support.daemon import APPS, FakeTokens, FakeTray, FakeWindows, make_config
+from tests.support.tray import token, view
+import keyring.backends.fail
+
+class StuckTray(FakeTray):
+    def stop(self):  # like pystray's Xorg loop missing its stop: run() never returns
+        pass
+
+tokens = FakeTokens([view(token(serial="2b07c12d5f9ceab8"), [("公司", 200)])])
+print("starting", flush=True)
+code = run_daemon(
+    make_config(), tray_factory=StuckTray, prompter=object(),
+    service_factory=lambda _c: tokens, apps=APPS, windows=FakeWindows(),
+    bridge_options={"keyring_backend": keyring.backends.fail.Keyring()},
+)
+"""
+
+
+def test_sigterm_ends_the_daemon_even_if_the_tray_never_leaves(home: Path) -> None:
+    """Everything stops and the process exits within the grace period after SIGTERM,
+    though the tray's event loop never returns (seen with pystray's Xorg backend)."""
+    import os
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HANGING_TRAY],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    seen = []
+    for line in proc.stdout:  # until the daemon announced itself
+        seen.append(line)
+        if "证书助手已启动" in line:
+            break
+    assert any("证书助手已启动" in s for s in seen), seen
+    started = time.monotonic()
+    proc.terminate()
+    try:
+        code = proc.wait(30)
+    finally:
+        proc.kill()
+    assert code == 0 and time.monotonic() - started < 15
