@@ -72,3 +72,15 @@ def driver_cannot_sign_note(key_type: str) -> str:
         f"该 USB Key 驱动不支持 {key_type} 签名，请使用 CA 提供的国密 SKF 驱动 "
         f"(this key's driver cannot make {key_type} signatures; use the CA's SKF library)"
     )
+
+
+def wrong_pin_text(retries_left: int | None, pin_state: PinState) -> str:
+    """What the PIN dialog says when it asks again after a wrong PIN: the exact tries
+    where the key tells them (SKF), else what the PKCS#11 flags say."""
+    if retries_left is not None:
+        return f"密码错误，还可以尝试 {retries_left} 次 (wrong PIN: {retries_left} tries left)"
+    if pin_state is PinState.FINAL_TRY:
+        return "密码错误，这是最后一次机会，再错将锁定 USB Key (wrong PIN: one try left)"
+    if pin_state is PinState.COUNT_LOW:
+        return "密码错误，剩余尝试次数不多 (wrong PIN: few tries left)"
+    return "密码错误，请重新输入 (wrong PIN: try again)"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import hashlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -25,6 +26,7 @@ from drivers.errors import CertHelperError, PinIncorrect, PinLocked
 from drivers.types import Pin, PinState, SignAlgorithm, TokenInfo
 from helper.cms import build_signed_data
 from helper.domain.pin_policy import INITIAL_PIN
+from helper.domain.presentation import wrong_pin_text
 from helper.errors import BadParams, ConsentDenied
 from helper.services.audit import AuditLog
 from helper.services.certificates import CertificateCache, NoCertificate
@@ -205,35 +207,48 @@ class Gate:
 
     async def ensure_login(self, origin: str, operation: str, entry: CertEntry) -> LoginSession:
         """The origin's login session on the entry's key, after the PIN dialog
-        when there is none. ``just_logged_in`` tells which happened."""
+        when there is none. ``just_logged_in`` tells which happened.
+
+        A wrong PIN is a retry, not a restart: the dialog asks again for the same
+        certificate, saying 「密码错误，还可以尝试 N 次」, until the PIN is right, the
+        person cancels, the per-origin cap is reached or the key locks — the page
+        hears only that final outcome. Every wrong PIN counts toward the cap."""
         assert entry.model is not None
         serial = entry.token.serial
         session = self.sessions.get(serial, origin)
         aio = self.tokens.aio(entry.token)
         if session is not None and aio.is_logged_in(serial):
             return session
-        if self._dialog_pin_failures.exceeded(origin):
-            raise PinAttemptsExceeded()
-        info = await self._token_ready(entry)
-        pin = None
-        if not info.protected_auth_path:
-            request = PinRequest(
-                origin=origin,
-                insecure_origin=is_insecure(origin),
-                operation=operation,
-                token_label=info.label,
-                token_serial=serial,
-                cert_subject=entry.model.subject_cn,
-                pin_state=info.pin_state,
-                pin_min_len=info.pin_min_len,
-                pin_max_len=info.pin_max_len,
-            )
-            pin = await self.dialog(origin, lambda: self.prompter.ask_pin(request))
-        try:
-            session = await self._login(origin, entry, pin)
-        except PinIncorrect:
-            self._dialog_pin_failures.hit(origin)
-            raise
+        retry_note: str | None = None
+        while True:
+            if self._dialog_pin_failures.exceeded(origin):
+                raise PinAttemptsExceeded()
+            info = await self._token_ready(entry)  # a locked key: refused, never asked
+            pin = None
+            if not info.protected_auth_path:
+                request = PinRequest(
+                    origin=origin,
+                    insecure_origin=is_insecure(origin),
+                    operation=operation,
+                    token_label=info.label,
+                    token_serial=serial,
+                    cert_subject=entry.model.subject_cn,
+                    pin_state=info.pin_state,
+                    pin_min_len=info.pin_min_len,
+                    pin_max_len=info.pin_max_len,
+                    retry_note=retry_note,
+                )
+                pin = await self.dialog(origin, functools.partial(self.prompter.ask_pin, request))
+            try:
+                session = await self._login(origin, entry, pin)
+            except PinIncorrect:
+                self._dialog_pin_failures.hit(origin)
+                if pin is None:  # the key's own PIN pad: nothing to ask again here
+                    raise
+                after = await aio.token_info(serial)
+                retry_note = wrong_pin_text(after.pin_retries_left, after.pin_state)
+                continue
+            break
         if pin is not None and pin.equals(INITIAL_PIN) and self.on_initial_pin is not None:
             try:
                 self.on_initial_pin(info)  # compared in memory only, never stored

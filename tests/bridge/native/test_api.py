@@ -197,6 +197,30 @@ def test_pin_dialog_cancel_and_timeout(driver, fixtures, state, exc, code) -> No
     run(go())
 
 
+def test_a_wrong_pin_is_a_retry_in_the_same_request(
+    driver, fixtures, state, reset_pin_counters
+) -> None:
+    """The PIN dialog asks again, for the same certificate, saying the PIN was wrong and
+    what the key says of the tries left; the page gets only the final outcome."""
+
+    async def go() -> None:
+        prompter = ScriptedPrompter(pins=["000000", USER_PIN], pick=_pick(COMPANY))
+        async with running_bridge(driver, fixtures, state, prompter) as b:
+            ws = await b.ws()
+            res = await call(ws, "auth.authenticate", {"challenge": challenge()})
+            assert "result" in res, res  # one request: wrong, then right
+            pins = [r for k, r in prompter.calls if k == "pin"]
+            assert [p.retry_note for p in pins] == [
+                None,
+                "密码错误，剩余尝试次数不多 (wrong PIN: few tries left)",  # SoftHSM: COUNT_LOW
+            ]
+            assert pins[1].cert_subject == COMPANY and pins[1].pin_state is PinState.COUNT_LOW
+            assert prompter.kinds() == ["pick", "pin", "pin"]  # the choice is kept
+            await ws.close()
+
+    run(go())
+
+
 def test_wrong_pins_are_capped_per_origin(driver, fixtures, state, reset_pin_counters) -> None:
     async def go() -> None:
         prompter = ScriptedPrompter(
@@ -204,12 +228,13 @@ def test_wrong_pins_are_capped_per_origin(driver, fixtures, state, reset_pin_cou
         )
         async with running_bridge(driver, fixtures, state, prompter) as b:
             ws = await b.ws()
-            codes = []
-            for i in range(4):
-                res = await call(ws, "auth.authenticate", {"challenge": challenge()}, rid=i)
-                codes.append(res["error"]["code"])
-            assert codes == ["pin_incorrect"] * 3 + ["pin_attempts_exceeded"]
+            res = await call(ws, "auth.authenticate", {"challenge": challenge()})
+            # three wrong PINs in the dialog, asked again each time; then the cap
+            assert res["error"]["code"] == "pin_attempts_exceeded"
             assert prompter.kinds().count("pin") == 3  # the fourth never asked
+            res = await call(ws, "auth.authenticate", {"challenge": challenge()}, rid=2)
+            assert res["error"]["code"] == "pin_attempts_exceeded"
+            assert prompter.kinds().count("pin") == 3
             states = [r.pin_state for k, r in prompter.calls if k == "pin"]
             assert states[0] is PinState.OK and states[1] is PinState.COUNT_LOW
             await ws.close()

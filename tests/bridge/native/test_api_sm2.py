@@ -16,6 +16,7 @@ from drivers.sm2 import DEFAULT_ID
 from tests.support.bridge import HALL, call, challenge, running_bridge
 from tests.support.doubles import ScriptedPrompter
 from tests.support.sm2 import gmalg_verifies, spki_of, verified_both_ways
+from tests.support.tokens import USER_PIN
 
 
 def run(coro):
@@ -112,6 +113,28 @@ def test_sm2_sign_data_raw_and_cms(skf_driver, gm_keys, fixtures, state) -> None
             sig = si["signature"].native
             assert verified_both_ways(der, signed_attrs, sig, DEFAULT_ID)
             assert prompter.kinds() == ["pick", "consent", "pin", "consent"]
+            await ws.close()
+
+    run(go())
+
+
+def test_a_wrong_pin_on_an_skf_key_says_the_exact_tries_left(
+    skf_driver, gm_keys, fixtures, state
+) -> None:
+    sign = gm_keys.cert("gm_company_sign")
+
+    async def go() -> None:
+        prompter = ScriptedPrompter(pins=["000000", "111111", USER_PIN], pick=_pick(sign))
+        async with running_bridge(skf_driver, fixtures, state, prompter) as b:
+            ws = await b.ws()
+            res = await call(ws, "auth.authenticate", {"challenge": challenge()})
+            assert res["result"]["algorithm"] == "SM2SM3"
+            notes = [r.retry_note for k, r in prompter.calls if k == "pin"]
+            assert notes == [
+                None,
+                "密码错误，还可以尝试 5 次 (wrong PIN: 5 tries left)",
+                "密码错误，还可以尝试 4 次 (wrong PIN: 4 tries left)",
+            ]
             await ws.close()
 
     run(go())
