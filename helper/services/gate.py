@@ -227,6 +227,8 @@ class Gate:
                 pin_state=info.pin_state,
                 pin_min_len=info.pin_min_len,
                 pin_max_len=info.pin_max_len,
+                pin_retries_left=info.pin_retries_left,
+                pin_max_retries=info.pin_max_retries,
             )
             pin = await self.dialog(origin, lambda: self.prompter.ask_pin(request))
         try:
