@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from drivers.errors import CertHelperError
-from drivers.types import PinState, TokenInfo
+from drivers.types import TokenInfo
 from helper import __version__
 from helper.apps import Category, load_apps
 from helper.bridge.native.app import BackgroundSettings
@@ -44,7 +44,7 @@ from helper.tray.menu import (
     WINDOWS,
     parse_action,
 )
-from helper.tray.state import NO_KEY, TrayState, compute_state
+from helper.tray.state import NO_KEY, TrayState, compute_state, needs_pin_change
 from helper.ui.launch import Window, Windows
 
 log = logging.getLogger(__name__)
@@ -374,7 +374,7 @@ class Daemon:
             for t in infos
         ]
         for t in infos:
-            if t.pin_state is PinState.TO_BE_CHANGED:
+            if needs_pin_change(t):  # SKF: the key's default-PIN flag
                 self._tell_initial_pin(t)
         self._check_alerts(key)
         self._publish(compute_state(views, self.tokens.clock(), initial_pin=self._initial_pin))
@@ -426,6 +426,8 @@ class Daemon:
 
     def _on_initial_pin(self, info: TokenInfo) -> None:
         """Gate hook (on the loop): a login used the initial PIN 123456."""
+        if info.pin_is_default is not None:
+            return  # the key tells by its own flag (SKF): the refresher follows it
         self._initial_pin.add(info.serial)
         self._tell_initial_pin(info)
         self._kick()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import textwrap
+from collections.abc import Sequence
 
 from drivers.types import PinState
 from helper.domain.expiry import ExpiryState
@@ -48,9 +49,30 @@ def token_state_text(
     tries = pin_tries_text(left, most)
     if tries and state is not PinState.LOCKED:
         parts.append(tries)
-    if is_default:
+    if is_default and state is not PinState.LOCKED:  # changing it waits for the unlock
         parts.append("仍是初始密码，请修改 (still the initial PIN: please change it)")
     return "  ".join(parts)
+
+
+def contact_line(
+    name: str, name_en: str, fields: Sequence[tuple[str, str, str]]
+) -> tuple[str, str]:
+    """One support contact (技术支持) as a Chinese and an English line."""
+    zh = "，".join([name] + [f"{f} {v}" for f, _en, v in fields])
+    en = ", ".join([name_en] + [f"{en.lower()} {v}" for _f, en, v in fields])
+    return zh, en
+
+
+def pin_locked_help(contact_zh: str, contact_en: str) -> str:
+    """What to do about a locked PIN: nothing on this computer; the CA unlocks it."""
+    return (
+        "密码已锁定，无法再尝试，也不能在本机解锁。"
+        "请联系 CA 解锁（需携带 USB Key 和本人有效证件）：\n"
+        f"{contact_zh}\n"
+        "(The PIN is locked: no more tries, and it cannot be unlocked on this computer. "
+        "Call the CA to unlock it; bring the key and your ID: "
+        f"{contact_en})"
+    )
 
 
 #: what a certificate is for, as lists show it (the dual-certificate 双证书 halves)

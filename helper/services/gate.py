@@ -236,6 +236,8 @@ class Gate:
                     pin_state=info.pin_state,
                     pin_min_len=info.pin_min_len,
                     pin_max_len=info.pin_max_len,
+                    pin_retries_left=info.pin_retries_left,
+                    pin_max_retries=info.pin_max_retries,
                     retry_note=retry_note,
                 )
                 pin = await self.dialog(origin, functools.partial(self.prompter.ask_pin, request))

@@ -32,6 +32,9 @@ class PinRequest:
     pin_state: PinState  # count_low / final_try are shown as warnings
     pin_min_len: int | None = None
     pin_max_len: int | None = None
+    #: exact tries, where the key tells them (SKF): shown once some were spent
+    pin_retries_left: int | None = None
+    pin_max_retries: int | None = None
     #: set when the PIN just typed was wrong: 「密码错误，还可以尝试 N 次」 (the dialog asks again)
     retry_note: str | None = None
 

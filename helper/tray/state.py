@@ -1,9 +1,8 @@
 """What the tray icon shows: normal, attention or no key, and why (pure).
 
 ``attention`` when a certificate that has its private key on an inserted key
-is expired or expires within 30 days, when a key reports ``to_be_changed``,
-or when the person's last login on a key used the initial PIN 123456 (the
-daemon passes those keys' serials in); ``no_key`` when no key is inserted;
+is expired or expires within 30 days, or when a key still has its initial PIN
+(:func:`needs_pin_change`); ``no_key`` when no key is inserted;
 else ``normal``. The tooltip names the most pressing reason in Chinese.
 """
 
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from drivers.types import PinState
+from drivers.types import PinState, TokenInfo
 from helper.domain.expiry import ExpiryState
 from helper.services.tokens import TokenView
 
@@ -60,6 +59,17 @@ def _short(name: str) -> str:
     return name if len(name) <= _NAME_MAX else name[: _NAME_MAX - 1] + "…"
 
 
+def needs_pin_change(token: TokenInfo, initial_pin: Collection[str] = ()) -> bool:
+    """Whether a key still has its initial PIN. A key that says so itself (SKF's
+    default-PIN flag, ``pin_is_default`` not None) is taken at its word: nothing is
+    guessed and 123456 is never tried. Others (PKCS#11) are judged as before: the
+    token reports ``to_be_changed``, or the person's last login through our dialog
+    used 123456 (``initial_pin``: those keys' serials)."""
+    if token.pin_is_default is not None:
+        return token.pin_is_default
+    return token.pin_state is PinState.TO_BE_CHANGED or token.serial in initial_pin
+
+
 def compute_state(
     views: Sequence[TokenView], now: datetime, *, initial_pin: Collection[str] = ()
 ) -> TrayState:
@@ -73,7 +83,7 @@ def compute_state(
     seen: set[tuple[str, str]] = set()
     for view in views:
         token = view.token
-        if token.pin_state is PinState.TO_BE_CHANGED or token.serial in initial_pin:
+        if needs_pin_change(token, initial_pin):
             pins.append(f"USB Key「{_short(token.label)}」仍在使用初始密码，请修改")
         for entry in view.certificates:
             model = entry.model

@@ -93,6 +93,8 @@ class ChangePinModel:
             self.exit_code = EXIT_CHANGED
             return After.CLOSE
         assert self.info is not None
+        if outcome.info is not None:  # re-read after the attempt: tries left, flags
+            self.info = outcome.info
         if outcome.pin_state is PinState.LOCKED or outcome.kind == "pin_locked":
             self.info = dataclasses.replace(self.info, pin_state=PinState.LOCKED)
             return After.LOCKED

@@ -15,18 +15,18 @@ from drivers.errors import (
 )
 from drivers.protocol import TokenDriver
 from drivers.types import Pin, PinState, TokenInfo
+from helper.domain.presentation import contact_line, pin_locked_help, pin_tries_text
 from helper.services import operations
 from helper.ui.changepin.policy import with_test_state
+from helper.ui.notice.content import CONTACTS
 
 log = logging.getLogger(__name__)
 
-CA_OFFICE = "河北CA沧州办事处：运河区解放西路颐和国际 B 座 602 室，电话 13315703324"
-LOCKED_TEXT = (
-    "该 USB Key 的密码已锁定，无法修改。\n"
-    "请携带 USB Key 和本人有效证件到 CA 办事处解锁。\n"
-    "(The PIN is locked and cannot be changed here. "
-    "Take the key and your ID to the CA office to unlock it.)"
-)
+#: whom to call about a locked PIN: the first 技术支持 contact (the CA office)
+CA_CONTACT = contact_line(*CONTACTS[0])
+LOCKED_TEXT = "该 USB Key 的密码已锁定，无法修改。\n(The PIN is locked and cannot be changed here.)"
+#: what to do about it (call the CA), Chinese first, English beside
+LOCKED_HELP = pin_locked_help(*CA_CONTACT)
 
 
 @dataclass
@@ -35,6 +35,12 @@ class Outcome:
     pin_state: PinState | None = None
     error: CertHelperError | None = None
     detail: str = ""
+    #: the key as re-read after the attempt (its exact tries, its default-PIN flag)
+    info: TokenInfo | None = None
+
+    @property
+    def retries_left(self) -> int | None:
+        return self.info.pin_retries_left if self.info is not None else None
 
 
 def outcome_message(outcome: Outcome) -> tuple[str, str]:
@@ -43,6 +49,10 @@ def outcome_message(outcome: Outcome) -> tuple[str, str]:
         return "✔ 密码修改成功 (PIN changed)。请牢记新密码 (remember the new PIN).", "Ok.TLabel"
     if outcome.kind == "pin_incorrect":
         text = "当前密码错误，请重新输入。(The current PIN is incorrect.)"
+        info = outcome.info
+        tries = pin_tries_text(info.pin_retries_left, info.pin_max_retries) if info else ""
+        if tries:
+            text += "\n" + tries
         if outcome.pin_state is PinState.FINAL_TRY:
             return (
                 text + "\n仅剩最后一次机会，再输错将锁定 USB Key！"
@@ -57,7 +67,7 @@ def outcome_message(outcome: Outcome) -> tuple[str, str]:
             )
         return text, "Danger.TLabel"
     if outcome.kind == "pin_locked":
-        return "密码已锁定 (The PIN is locked)。" + CA_OFFICE, "Danger.TLabel"
+        return LOCKED_HELP, "Danger.TLabel"
     err = outcome.error
     if isinstance(err, PinLenRange):
         text = "新密码长度不符合该 USB Key 的要求 (the key refused the new PIN's length)。"
@@ -76,20 +86,24 @@ def change_pin(driver: TokenDriver, info: TokenInfo, old: Pin, new: Pin) -> Outc
     """C_SetPIN, once (after re-reading the flags: a locked key is never tried)."""
     try:
         operations.apply_change(driver, info, old, new)
-        return Outcome("ok")
+        return Outcome("ok", info=info_now(driver, info))
     except PinIncorrect:
-        return Outcome("pin_incorrect", pin_state=state_now(driver, info))
+        now = info_now(driver, info)
+        return Outcome("pin_incorrect", pin_state=now.pin_state if now else None, info=now)
     except PinLocked:
-        return Outcome("pin_locked", pin_state=PinState.LOCKED)
+        return Outcome("pin_locked", pin_state=PinState.LOCKED, info=info_now(driver, info))
     except CertHelperError as exc:
-        return Outcome("error", error=exc, pin_state=state_now(driver, info))
+        now = info_now(driver, info)
+        return Outcome("error", error=exc, pin_state=now.pin_state if now else None, info=now)
     except Exception as exc:  # a driver bug must not leave the window hanging
         log.error("PIN change failed: %s", type(exc).__name__)
         return Outcome("error", detail=type(exc).__name__)
 
 
-def state_now(driver: TokenDriver, info: TokenInfo) -> PinState | None:
+def info_now(driver: TokenDriver, info: TokenInfo) -> TokenInfo | None:
+    """The key re-read after an attempt: its PIN state and, where the family tells
+    them, the exact tries left (SKF). None when it cannot be read."""
     try:
-        return with_test_state(driver.token_info(info.serial)).pin_state
+        return with_test_state(driver.token_info(info.serial))
     except CertHelperError:
         return None

@@ -17,11 +17,17 @@ from typing import Any
 
 from drivers.protocol import TokenDriver
 from drivers.types import Pin, PinState, TokenInfo
-from helper.domain.presentation import PIN_STATE_TEXT
+from helper.domain.presentation import token_state_text
 from helper.services.tokens import TokenService
 from helper.ui import style as S
 from helper.ui.changepin.model import After, ChangePinModel, Form
-from helper.ui.changepin.outcome import CA_OFFICE, LOCKED_TEXT, Outcome, change_pin, outcome_message
+from helper.ui.changepin.outcome import (
+    LOCKED_HELP,
+    LOCKED_TEXT,
+    Outcome,
+    change_pin,
+    outcome_message,
+)
 from helper.ui.changepin.policy import MISMATCH, new_pin_hint
 
 ENV_PROBE = "CERTHELPER_UI_PROBE"
@@ -54,6 +60,15 @@ STATE_STYLE = {
     PinState.FINAL_TRY: "StateDanger.TLabel",
     PinState.LOCKED: "StateDanger.TLabel",
 }
+
+
+def state_text(info: TokenInfo) -> str:
+    """The key's PIN lines: its state, the exact tries left where the key tells them
+    (SKF), the initial-PIN reminder."""
+    parts = token_state_text(
+        info.pin_state, info.pin_retries_left, info.pin_max_retries, info.pin_is_default
+    ).split("  ")
+    return "\n".join(parts)  # one fact a line
 
 
 class ChangePinWindow:
@@ -205,6 +220,11 @@ class ChangePinWindow:
             token_serial=info.serial,
             token_label=info.label,
             pin_state=info.pin_state.value,
+            pin_retries_left=info.pin_retries_left,
+            pin_max_retries=info.pin_max_retries,
+            pin_is_default=info.pin_is_default,
+            state_text=state_text(info),
+            notes=self._notes(),
             locked=info.pin_state is PinState.LOCKED,
             fields=bool(self.entries),
             chooser=self.chooser is not None,
@@ -217,7 +237,7 @@ class ChangePinWindow:
             row=row, column=0, sticky="w", padx=(0, 16), pady=4
         )
         self.state_label = ttk.Label(
-            form, text=PIN_STATE_TEXT[info.pin_state], style=STATE_STYLE[info.pin_state]
+            form, text=state_text(info), style=STATE_STYLE[info.pin_state], wraplength=WIDTH - 230
         )
         self.state_label.grid(row=row, column=1, sticky="w", pady=4)
 
@@ -225,7 +245,7 @@ class ChangePinWindow:
         form = self._form_frame()
         self._state_row(form, 0, info)
         self._note(form, 1, LOCKED_TEXT, "FinalTry.TLabel", bold=True)
-        self._note(form, 2, CA_OFFICE, "Info.TLabel")
+        self._note(form, 2, LOCKED_HELP, "Info.TLabel")
         self._align()
         self._focus(self._button("关闭 (Close)", self.close, primary=True))
 
@@ -439,9 +459,7 @@ class ChangePinWindow:
             b.state(["!disabled"])
         if self.chooser is not None:
             self.chooser.state(["!disabled", "readonly"])
-        self.state_label.configure(
-            text=PIN_STATE_TEXT[info.pin_state], style=STATE_STYLE[info.pin_state]
-        )
+        self.state_label.configure(text=state_text(info), style=STATE_STYLE[info.pin_state])
         self._update()
         self._show_outcome(text, style)
         self.entries[0].focus_force()
@@ -458,6 +476,10 @@ class ChangePinWindow:
             message=text,
             pin_state=outcome.pin_state.value if outcome.pin_state else None,
             error=outcome.error.code if outcome.error else None,
+            retries_left=outcome.retries_left,
+            pin_is_default=outcome.info.pin_is_default if outcome.info else None,
+            state_text=state_text(self.model.info) if self.model.info else None,
+            notes=self._notes(),
             fields_empty=all(not e.get() for e in self.entries if e.winfo_exists()),
             locked=bool(self.model.info and self.model.info.pin_state is PinState.LOCKED),
         )
@@ -505,6 +527,17 @@ class ChangePinWindow:
         return self.model.exit_code
 
     # --- the probe (tests) ------------------------------------------------------
+
+    def _notes(self) -> list[str]:
+        """The texts of the form's notes and labels as shown now (never an entry's)."""
+        out: list[str] = []
+        todo = list(self.form.winfo_children()) if self.form is not None else []
+        while todo:
+            widget = todo.pop(0)
+            todo.extend(widget.winfo_children())
+            if widget.winfo_class() == "TLabel" and str(widget.cget("text")):
+                out.append(str(widget.cget("text")))
+        return out
 
     def _probe(self, **fields: Any) -> None:
         if not self.probe_path:

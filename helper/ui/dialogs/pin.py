@@ -1,10 +1,19 @@
-"""The PIN dialog: the key, the operation, the PIN state warnings, a masked field."""
+"""The PIN dialog: the key, the operation, the PIN state warnings and the exact tries
+left (where the key tells them), a masked field.
+
+Test hook: ``CERTHELPER_UI_PROBE=<path>`` makes the dialog append one JSON line
+``{"dialog": "pin", "texts": [...]}`` with every label text it shows once it is
+built (labels only: never the PIN field).
+"""
 
 from __future__ import annotations
 
+import json
+import os
 from typing import Any
 
 from drivers.types import PinState
+from helper.domain.presentation import pin_tries_text
 from helper.services.prompts import PinRequest
 from helper.ui.dialogs.base import Dialog
 from helper.ui.dialogs.texts import PIN_OPERATIONS, pin_length_hint, pin_length_range
@@ -46,19 +55,24 @@ class PinDialog(Dialog):
         self.caps.pack(side="left", padx=(12, 0))
         self.add_row("密码 (PIN)", cell)
 
+        if request.retry_note:  # the PIN just typed was wrong: asked again, same certificate
+            self.add_note(request.retry_note, "FinalTry.TLabel", bold=True)
+        tries = "" if request.retry_note else tries_note(request)
         if request.pin_state is PinState.FINAL_TRY:
             self.add_note(
                 "仅剩最后一次机会，输错将锁定 USB Key！\n"
-                "(Last try: a wrong PIN will lock the USB key.)",
+                "(Last try: a wrong PIN will lock the USB key.)" + tries,
                 "FinalTry.TLabel",
                 bold=True,
             )
         elif request.pin_state is PinState.COUNT_LOW:
             self.add_note(
                 "密码已输错多次，再输错几次将锁定 USB Key，请仔细核对。\n"
-                "(Wrong PINs were entered several times; a few more will lock the key.)",
+                "(Wrong PINs were entered several times; a few more will lock the key.)" + tries,
                 "Warn.TLabel",
             )
+        elif tries:
+            self.add_note(tries.strip(), "Warn.TLabel")
         elif request.pin_state is PinState.TO_BE_CHANGED:
             self.add_note(
                 "该 USB Key 仍在使用初始密码，请尽快修改。\n"
@@ -75,6 +89,21 @@ class PinDialog(Dialog):
             self.entry.bind(key, self._enter)
         self.entry.bind("<KeyPress>", self._caps_lock, add="+")
         self.focus_first(self.entry)
+        self._probe()
+
+    def _probe(self) -> None:
+        path = os.environ.get("CERTHELPER_UI_PROBE")
+        if not path:
+            return
+        texts: list[str] = []
+        todo: list[Any] = [self.root]
+        while todo:
+            widget = todo.pop(0)
+            todo.extend(widget.winfo_children())
+            if widget.winfo_class() == "TLabel" and str(widget.cget("text")):
+                texts.append(str(widget.cget("text")))
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps({"dialog": "pin", "texts": texts}, ensure_ascii=False) + "\n")
 
     def _valid(self) -> bool:
         n = len(self.pin.get())
@@ -99,3 +128,11 @@ class PinDialog(Dialog):
             self.root.bell()
             return
         self.finish({"result": "ok", "pin": self.pin.get()})
+
+
+def tries_note(request: PinRequest) -> str:
+    """A line with the exact tries left, once some were spent ("" otherwise)."""
+    left, most = request.pin_retries_left, request.pin_max_retries
+    if left is None or (most is not None and left >= most):
+        return ""
+    return "\n" + pin_tries_text(left, most)

@@ -62,8 +62,24 @@ def parse_pin(data: dict[str, Any]) -> PinRequest:
     return _build(
         PinRequest,
         data,
-        {"pin_state": PinState, "pin_min_len": _opt_int, "pin_max_len": _opt_int},
+        {
+            "pin_state": PinState,
+            "pin_min_len": _opt_int,
+            "pin_max_len": _opt_int,
+            "pin_retries_left": _opt_int,
+            "pin_max_retries": _opt_int,
+            "retry_note": _opt_note,
+        },
     )
+
+
+def _opt_note(value: Any) -> str | None:
+    """The daemon's own 「密码错误…」 line: short text or nothing."""
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > 200:
+        raise TypeError("not a short text")
+    return value
 
 
 def _details(value: Any) -> tuple[tuple[str, str], ...]:
@@ -110,7 +126,7 @@ def run_request(data: dict[str, Any]) -> dict[str, Any]:
     timeout = parse_timeout(data)
     if kind == "pin":
         request = parse_pin(data)
-        if request.pin_state is PinState.LOCKED:
+        if request.pin_state is PinState.LOCKED or request.pin_retries_left == 0:
             return {"result": "error", "detail": "pin_locked"}  # never a window
         return open_dialog(lambda: PinDialog(request, timeout))
     if kind == "consent":

@@ -7,9 +7,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from drivers.types import TokenInfo
+from drivers.types import PinState, TokenInfo
 from helper.domain.expiry import ExpiryState
-from helper.domain.presentation import PIN_STATE_TEXT
+from helper.domain.presentation import DRIVER_TEXT, USAGE_TEXT, token_state_text
 from helper.services.tokens import CertEntry, ModuleStatus, TokenView
 from helper.ui.mycerts.words import (
     ARCHIVED_WORDS,
@@ -18,6 +18,8 @@ from helper.ui.mycerts.words import (
     EXPIRY_TAGS,
     EXPIRY_WORDS,
     KEY_USAGE_NAMES,
+    LOCKED_HELP,
+    LOCKED_MARK,
     SUBJECT_NAMES,
 )
 
@@ -46,6 +48,10 @@ class Row:
             "token_serial": self.token.serial,
             "token_label": self.token.label,
             "pin_state": self.token.pin_state.value,
+            "pin_retries_left": self.token.pin_retries_left,
+            "pin_max_retries": self.token.pin_max_retries,
+            "pin_is_default": self.token.pin_is_default,
+            "driver": self.token.family,
             "selected": selected,
             "values": list(self.values),
             "tag": self.tag,
@@ -62,7 +68,10 @@ class Row:
                 expiry_state=m.expiry_state(now).value,
                 sha256=m.sha256,
                 has_private_key=self.entry.private_key is not None,
+                key_type=m.key_type,
+                usage=m.usage,
             )
+        out["details"] = [[k, v, st] for k, v, st in detail_lines(self, now)]
         return out
 
 
@@ -103,10 +112,16 @@ def days_text(days: int, state: ExpiryState) -> str:
     return f"{days} 天"
 
 
+def key_column(token: TokenInfo) -> str:
+    """The USB Key column: the key's label, marked when its PIN is locked."""
+    return token.label + (LOCKED_MARK if token.pin_state is PinState.LOCKED else "")
+
+
 def build_rows(views: Sequence[TokenView], now: datetime) -> list[Row]:
     rows: list[Row] = []
     for v in views:
         t = v.token
+        key = key_column(t)
         for c in sorted(v.certificates, key=_cert_order):
             m = c.model
             if m is None:
@@ -116,7 +131,7 @@ def build_rows(views: Sequence[TokenView], now: datetime) -> list[Row]:
                         c.id,
                         "unreadable",
                         t,
-                        (f"⚠ 证书无法读取「{label}」(unreadable)", "—", "—", "—", "—", t.label),
+                        (f"⚠ 证书无法读取「{label}」(unreadable)", "—", "—", "—", "—", key),
                         "problem",
                         c,
                         v,
@@ -130,7 +145,7 @@ def build_rows(views: Sequence[TokenView], now: datetime) -> list[Row]:
                 elide(m.serial_hex),
                 local_date(m.not_after),
                 ARCHIVED_WORDS if c.archived else days_text(m.days_left(now), state),
-                t.label,
+                key,
             )
             tag = "muted" if c.archived else EXPIRY_TAGS[state]
             rows.append(Row(c.id, "cert", t, values, tag, c, v))
@@ -141,7 +156,7 @@ def build_rows(views: Sequence[TokenView], now: datetime) -> list[Row]:
                     f"token:{t.serial}",
                     "token_error",
                     t,
-                    (text, "", "", "", "", t.label),
+                    (text, "", "", "", "", key),
                     "problem",
                     None,
                     v,
@@ -154,7 +169,7 @@ def build_rows(views: Sequence[TokenView], now: datetime) -> list[Row]:
                     f"token:{t.serial}",
                     "no_certificates",
                     t,
-                    (text, "", "", "", "", t.label),
+                    (text, "", "", "", "", key),
                     "muted",
                     None,
                     v,
@@ -182,8 +197,8 @@ def usage_suffix(c: CertEntry) -> str:
 
 
 def signature(views: Sequence[TokenView], modules: Sequence[ModuleStatus], now: datetime) -> Any:
-    """What a redraw depends on: the keys, their certificates, their PIN states
-    (and the day, for the days left)."""
+    """What a redraw depends on: the keys, their certificates, their PIN states and
+    tries left (and the day, for the days left)."""
     return (
         now.astimezone().date(),
         tuple((m.path, m.error.code if m.error else None) for m in modules),
@@ -193,6 +208,8 @@ def signature(views: Sequence[TokenView], modules: Sequence[ModuleStatus], now: 
                 v.token.serial,
                 v.token.label,
                 v.token.pin_state,
+                v.token.pin_retries_left,
+                v.token.pin_is_default,
                 v.error.code if v.error else None,
                 tuple(
                     (c.id, c.model.sha256 if c.model else None, c.private_key is not None)
@@ -225,6 +242,8 @@ def detail_lines(row: Row, now: datetime) -> list[tuple[str, str, str]]:
     """(key, value, style) lines for the details pane; style: '' | mono | warn | danger."""
     t = row.token
     lines: list[tuple[str, str, str]] = []
+    if t.pin_state is PinState.LOCKED:  # first: nothing on this key works until the CA unlocks it
+        lines.append(("解锁 (Unlock)", LOCKED_HELP, "danger"))
     c = row.entry
     if c is not None and c.model is not None:
         m = c.model
@@ -258,6 +277,7 @@ def detail_lines(row: Row, now: datetime) -> list[tuple[str, str, str]]:
             ("颁发者 (Issuer)", m.issuer_dn or "—", ""),
             ("序列号 (Serial)", m.serial_hex, "mono"),
             ("密钥 (Key)", key, ""),
+            ("用途 (Usage)", USAGE_TEXT.get(m.usage, m.usage), ""),
             ("私钥 (Private key)", "有 (on the key)" if c.private_key else "无 (none)", ""),
             ("密钥用法 (Key usage)", _words(m.key_usage, KEY_USAGE_NAMES), ""),
             ("增强型密钥用法 (EKU)", _words(m.extended_key_usage, EKU_NAMES), ""),
@@ -284,7 +304,12 @@ def detail_lines(row: Row, now: datetime) -> list[tuple[str, str, str]]:
     state_style = "" if t.pin_state.value in ("ok", "to_be_changed") else "danger"
     lines += [
         ("USB Key", f"{t.label}    序列号 (serial) {t.serial}", ""),
-        ("密码状态 (PIN)", PIN_STATE_TEXT[t.pin_state], state_style),
+        ("驱动 (Driver)", DRIVER_TEXT.get(t.family, t.family), ""),
+        (
+            "密码状态 (PIN)",
+            token_state_text(t.pin_state, t.pin_retries_left, t.pin_max_retries, t.pin_is_default),
+            state_style,
+        ),
     ]
     return lines
 

@@ -389,6 +389,7 @@ class MyCertsWindow:
                 if i:
                     text.insert("end", "\n")
                 text.insert("end", key, ("line", "key"))
+                value = value.replace("\n", "\n\t")  # later lines under the first
                 text.insert("end", "\t" + value, ("line", style) if style else ("line",))
         text.configure(state="disabled")
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from helper.domain.expiry import ExpiryState
+from helper.domain.presentation import contact_line, pin_locked_help
+from helper.ui.notice.content import CONTACTS
 
 SUBJECT_NAMES = {
     "CN": "名称",
@@ -65,3 +67,8 @@ EXPIRY_WORDS = {
     ExpiryState.URGENT: "7 天内到期 (expires within 7 days)",
     ExpiryState.EXPIRED: "已过期 (expired)",
 }
+
+#: after the key's name in the table when its PIN is locked
+LOCKED_MARK = "（密码已锁定 PIN locked）"
+#: a locked PIN: call the CA (the first 技术支持 contact: the CA office)
+LOCKED_HELP = pin_locked_help(*contact_line(*CONTACTS[0]))

@@ -174,3 +174,26 @@ def test_pin_never_in_argv_environment_files_or_logs(
                 assert sentinel.encode() not in path.read_bytes(), path
         except OSError:
             continue
+
+
+def test_asked_again_after_a_wrong_pin(desk: Desktop, tmp_path: Path) -> None:
+    """The retry's dialog says the PIN was wrong and how many tries are left (the text
+    the gate sends), read from the built window through the UI probe."""
+    import dataclasses
+    import json
+
+    probe = tmp_path / "probe.jsonl"
+    note = "密码错误，还可以尝试 4 次 (wrong PIN: 4 tries left)"
+    request = dataclasses.replace(pin_request(), retry_note=note)
+
+    def steps() -> None:
+        desk.wait_window()
+        desk.screenshot("pin-retry")
+        desk.type("123456")
+        desk.key("Return")
+
+    prompter = desk.prompter(env={"CERTHELPER_UI_PROBE": str(probe)})
+    pin = desk.drive(prompter.ask_pin(request), steps)
+    assert pin.reveal() == "123456"
+    texts = [t for line in probe.read_text("utf-8").splitlines() for t in json.loads(line)["texts"]]
+    assert note in texts
