@@ -139,7 +139,7 @@ def test_legacy_page_logs_in_through_the_extension_on_a_public_page(
             *ARGS,
             f"--disable-extensions-except={EXT}",
             f"--load-extension={EXT}",
-            "--host-resolver-rules=MAP hall.test 127.0.0.1",
+            "--host-resolver-rules=MAP hall.test 127.0.0.1,MAP other.test 127.0.0.1",
             f"--ip-address-space-overrides=127.0.0.1:{port}=public",
         ],
     )
@@ -187,6 +187,12 @@ def test_legacy_page_logs_in_through_the_extension_on_a_public_page(
             (e["origin"], e["operation"], e["outcome"]) for e in audit
         ]
         assert errors == []
+        # (d) the same server under a name not in the manifest: no shim, real WebSocket
+        other = ctx.new_page()
+        other.goto(f"http://other.test:{port}/ish/legacy")
+        assert other.get_attribute("html", "data-certhelper-extension") is None
+        assert other.evaluate("WebSocket.toString().includes('[native code]')")
+        assert page.evaluate("!WebSocket.toString().includes('[native code]')")
     finally:
         ctx.close()
         pw.stop()
