@@ -187,6 +187,28 @@ def test_legacy_page_logs_in_through_the_extension_on_a_public_page(
             (e["origin"], e["operation"], e["outcome"]) for e in audit
         ]
         assert errors == []
+        # (e) a page forging an origin in its own messages: the browser's is used
+        page.evaluate(
+            """() => new Promise((resolve) => {
+              const tag = "certhelper-ext";
+              addEventListener("message", (e) => {
+                const m = e.data;
+                if (m && m[tag] === "to-page" && m.id === 9999 && m.op === "opened")
+                  postMessage({[tag]: "to-ext", id: 9999, op: "send", data: "1|GetCertCount",
+                               origin: "https://evil.example"}, "*");
+                if (m && m[tag] === "to-page" && m.id === 9999 && m.op === "frame") resolve(m.data);
+              });
+              postMessage({[tag]: "to-ext", id: 9999, op: "open", protocol: "hebca",
+                           origin: "https://evil.example"}, "*");
+            })"""
+        )
+        audit = [
+            json.loads(line)
+            for line in (tmp_path / "state" / "audit.jsonl").read_text("utf-8").splitlines()
+        ]
+        counts = [e["origin"] for e in audit if e["operation"] == "hebca:GetCertCount"]
+        assert counts and set(counts) == {origin}
+        assert not any("evil" in e["origin"] for e in audit)
         # (d) the same server under a name not in the manifest: no shim, real WebSocket
         other = ctx.new_page()
         other.goto(f"http://other.test:{port}/ish/legacy")
