@@ -94,6 +94,28 @@ class Connection:
         return task
 
 
+class LineConnection(Connection):
+    """A connection carried as JSON lines on a stream (the extension transport:
+    ``{"frame": text}`` per protocol frame), not as a WebSocket."""
+
+    def __init__(self, writer: asyncio.StreamWriter, origin: str) -> None:
+        self.writer = writer
+        self.origin = origin
+        self.tasks = set()
+        self._send_lock = asyncio.Lock()
+
+    async def send_text(self, text: str) -> None:
+        if self.writer.is_closing():
+            return
+        line = json.dumps({"frame": text}, ensure_ascii=False).encode("utf-8") + b"\n"
+        async with self._send_lock:
+            try:
+                self.writer.write(line)
+                await self.writer.drain()
+            except (ConnectionError, RuntimeError):
+                log.debug("send to closed stream dropped")
+
+
 class Hub:
     """The open connections of one transport, for server events."""
 
@@ -114,16 +136,25 @@ HUB_KEY: web.AppKey[Hub] = web.AppKey("hub", Hub)
 
 async def admit(request: web.Request) -> str:
     """The connection's origin, after the policy (and maybe a consent dialog)."""
-    origin = normalize_origin(request.headers.get("Origin"))
-    decision = request.app[POLICY_KEY].decide(origin)
+    app = request.app
+    return await admit_origin(
+        request.headers.get("Origin"), app[POLICY_KEY], app[GATE_KEY], app[CONSENT_KEY]
+    )
+
+
+async def admit_origin(raw: str | None, policy: Any, gate: Gate, consent: ConsentStore) -> str:
+    """The same origin policy for every transport: configured halls pass, unknown
+    https origins get the consent dialog, everything else is refused."""
+    origin = normalize_origin(raw)
+    decision = policy.decide(origin)
     if decision is Decision.DENIED or origin is None:
         raise OriginDenied()
     if decision is Decision.ASK:
-        choice = await request.app[GATE_KEY].ask_connect(origin)
+        choice = await gate.ask_connect(origin)
         if choice is ConsentChoice.ALWAYS:
-            request.app[CONSENT_KEY].record(origin, "always")
+            consent.record(origin, "always")
         elif choice is ConsentChoice.DENY:
-            request.app[CONSENT_KEY].record(origin, "deny")
+            consent.record(origin, "deny")
             raise ConsentDenied()
     return origin
 

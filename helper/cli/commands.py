@@ -366,6 +366,12 @@ def cmd_open_url(args: argparse.Namespace, config: Config, factory: Factory) -> 
     return 0
 
 
+def cmd_native_host(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    from helper.bridge.extension.host import main as host_main
+
+    return host_main()
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace, Config, Factory], int]] = {
     "list": cmd_list,
     "show": cmd_show,
@@ -374,6 +380,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Config, Factory], int]] = {
     "doctor": cmd_doctor,
     "serve": cmd_serve,
     "run": cmd_run,
+    "native-host": cmd_native_host,
     "demo-hall": cmd_demo_hall,
     "demo-ca": cmd_demo_ca,
     "demo": cmd_demo,

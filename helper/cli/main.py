@@ -111,6 +111,12 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="启动证书助手：托盘图标 + 本机服务 (the desktop daemon: tray and bridge)"
     )
 
+    s = sub.add_parser(
+        "native-host", help="浏览器扩展的本机程序 (the browser extension's native-messaging host)"
+    )
+    # Chromium passes the caller (chrome-extension://ID/), Firefox the manifest path and ID
+    s.add_argument("caller", nargs="*", help=argparse.SUPPRESS)
+
     s = sub.add_parser("origins", help="网站授权管理 (sites allowed or denied)")
     s.add_argument("action", nargs="?", choices=("list", "revoke"), default="list")
     s.add_argument("origin", nargs="?", help="the origin to revoke, e.g. https://example.cn")

@@ -19,9 +19,11 @@ from typing import Any
 
 from aiohttp import web
 
+from helper.bridge.extension.relay import ExtensionTransport
 from helper.bridge.guard import ConnectionLimits, GuardedSites
-from helper.bridge.hebca.endpoint import create_hebca_app
+from helper.bridge.hebca.endpoint import HebcaSocket, create_hebca_app
 from helper.bridge.hebca.settings import settings_from_config
+from helper.bridge.native.api import NativeApi, NativeSocket
 from helper.bridge.native.app import BackgroundSettings, create_app
 from helper.bridge.origins import OriginPolicy, normalize_origin
 from helper.bridge.server import listen, loopback_hosts, raise_fd_limit
@@ -127,6 +129,8 @@ class RunningBridge:
     tls_created: bool = False
     #: the listening servers and their connection guards, per port
     sites: list[GuardedSites] = field(default_factory=list)
+    #: the browser-extension transport (frames from ``certhelper native-host``)
+    extension: ExtensionTransport | None = None
 
     @property
     def gate(self) -> Gate:
@@ -209,10 +213,27 @@ async def start_bridge(
                 bridge.hebca_runner, hosts, hebca_port, None, limits
             )
             bridge.sites.append(sites)
+        bridge.extension = extension_transport(services, config)
     except BaseException:
         await bridge.stop()  # a port in use must not leave sites and background jobs behind
         raise
     return bridge
+
+
+def extension_transport(services: Services, config: Config) -> ExtensionTransport:
+    """The third transport, wired to the same gate, policy and protocol handlers
+    as the two WebSocket transports (each protocol's own per-connection class)."""
+
+    settings = settings_from_config(config)
+    return ExtensionTransport(
+        services.gate,
+        services.policy,
+        services.consent,
+        {
+            "hebca": lambda: HebcaSocket(settings, services.gate, services.renewal),
+            "native": lambda: NativeSocket(NativeApi(services.gate), services.renewal),
+        },
+    )
 
 
 TLS_CHECK_SECONDS = 6 * 3600

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import signal
@@ -33,7 +34,7 @@ from helper.apps import Category, load_apps
 from helper.bridge.native.app import BackgroundSettings
 from helper.config import ENV_CONFIG, Config
 from helper.services.alerts import AlertScheduler, default_state_path, notification_text
-from helper.services.control import Claim, DaemonUnavailable
+from helper.services.control import Claim, DaemonUnavailable, Reply, Stream
 from helper.services.tokens import CertEntry, TokenService, TokenView
 from helper.tray.menu import (
     QUIT,
@@ -541,7 +542,7 @@ class Daemon:
 
     # --- control socket (on the loop) ---------------------------------------------------
 
-    def _command(self, message: dict[str, Any]) -> dict[str, Any]:
+    def _command(self, message: dict[str, Any]) -> Reply:
         cmd = message.get("cmd")
         if cmd == "ping":
             return {"ok": True, "app": "certhelper", "version": __version__, "pid": os.getpid()}
@@ -561,6 +562,10 @@ class Daemon:
         if cmd == "quit":
             self.request_stop()
             return {"ok": True}
+        if cmd == "extension":  # the native host: the connection becomes a frame stream
+            if self.bridge is None or self.bridge.extension is None:
+                return {"ok": False, "error": "not_ready"}
+            return Stream(functools.partial(self.bridge.extension.serve, message))
         if cmd == "pin_changed":  # a change-PIN window (any, for any key) succeeded
             serial = message.get("serial")
             if not isinstance(serial, str) or not serial or len(serial) > 64:

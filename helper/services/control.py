@@ -52,7 +52,18 @@ MAX_LINE = 64 * 1024
 CLIENT_TIMEOUT = 15.0
 _READ_TIMEOUT = 5.0
 
-Handler = Callable[[dict[str, Any]], Awaitable[dict[str, Any]] | dict[str, Any]]
+
+@dataclass(frozen=True)
+class Stream:
+    """A handler's answer that takes the connection over: the client first gets
+    ``{"ok": true}``, then ``run`` owns the reader and writer (JSON lines both
+    ways, see the extension transport) until it returns."""
+
+    run: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+Reply = dict[str, Any] | Stream
+Handler = Callable[[dict[str, Any]], Awaitable[Reply] | Reply]
 
 
 @register
@@ -147,6 +158,11 @@ class Claim:
         async def on_client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             try:
                 reply = await self._answer(reader, writer, handler)
+                if isinstance(reply, Stream):
+                    writer.write(b'{"ok": true}\n')
+                    await writer.drain()
+                    await reply.run(reader, writer)
+                    return
                 writer.write(json.dumps(reply, ensure_ascii=False).encode("utf-8") + b"\n")
                 await writer.drain()
             except (ConnectionError, TimeoutError):
@@ -167,7 +183,7 @@ class Claim:
 
     async def _answer(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler
-    ) -> dict[str, Any]:
+    ) -> Reply:
         raw = writer.get_extra_info("socket")
         if self.transport == "unix" and raw is not None and not _peer_is_us(raw):
             return {"ok": False, "error": "forbidden"}
@@ -185,6 +201,7 @@ class Claim:
         reply = handler(message)
         if asyncio.iscoroutine(reply) or isinstance(reply, Awaitable):
             reply = await reply
+        assert isinstance(reply, dict | Stream)
         return reply
 
     def close(self) -> None:
@@ -321,3 +338,41 @@ def request(
     if not isinstance(reply, dict):
         raise DaemonUnavailable(detail="the daemon answered something unexpected")
     return reply
+
+
+def open_stream(
+    message: dict[str, Any],
+    directory: Path | None = None,
+    *,
+    timeout: float = CLIENT_TIMEOUT,
+    transport: str | None = None,
+) -> tuple[socket.socket, IO[bytes]]:
+    """Send a streaming command (e.g. ``extension``); on ``{"ok": true}`` return
+    the connected socket and a buffered reader for the JSON lines that follow."""
+    directory = control_dir() if directory is None else directory
+    transport = transport or ("unix" if has_unix_sockets() else "tcp")
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sock, secret = _connect(directory, transport)
+            break
+        except (OSError, ValueError, KeyError) as exc:
+            if time.monotonic() >= deadline:
+                raise DaemonUnavailable(detail=f"{directory}: {exc}") from None
+            time.sleep(0.1)
+    payload = dict(message, secret=secret) if secret else message
+    try:
+        sock.settimeout(max(0.5, deadline - time.monotonic()))
+        sock.sendall(json.dumps(payload, ensure_ascii=False).encode("utf-8") + b"\n")
+        stream = sock.makefile("rb")
+        line = stream.readline(MAX_LINE)
+        sock.settimeout(None)
+        reply = json.loads(line)
+    except (OSError, ValueError) as exc:
+        sock.close()
+        raise DaemonUnavailable(detail=f"the daemon gave no answer: {exc}") from None
+    if not isinstance(reply, dict) or reply.get("ok") is not True:
+        sock.close()
+        error = reply.get("error") if isinstance(reply, dict) else "unexpected"
+        raise DaemonUnavailable(detail=f"the daemon refused: {error}")
+    return sock, stream

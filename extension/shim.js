@@ -1,0 +1,87 @@
+// MAIN world, document_start, only on the configured hall origins (manifest).
+// Replaces WebSocket for exactly the legacy HEBCA URLs; every other URL gets
+// the real WebSocket. Frames go to relay.js (isolated world) by postMessage;
+// the origin is never sent from here: the service worker takes it from the browser.
+(() => {
+  "use strict";
+  const RealWebSocket = window.WebSocket;
+  const LEGACY = new Set(["ws://localhost:17212/test", "ws://127.0.0.1:17212/test"]);
+  const TAG = "certhelper-ext";
+  const sockets = new Map();
+  let next = 1;
+
+  function normal(url) {
+    try { return new URL(String(url)).href; } catch (e) { return ""; }
+  }
+
+  class RelayedSocket extends EventTarget {
+    constructor(url) {
+      super();
+      this.url = String(url);
+      this.readyState = 0;
+      this.protocol = "";
+      this.extensions = "";
+      this.bufferedAmount = 0;
+      this.binaryType = "blob";
+      this.onopen = this.onmessage = this.onerror = this.onclose = null;
+      this._id = next++;
+      sockets.set(this._id, this);
+      window.postMessage({ [TAG]: "to-ext", id: this._id, op: "open", protocol: "hebca" }, "*");
+    }
+    send(data) {
+      if (this.readyState === 0) throw new DOMException("Still in CONNECTING state.", "InvalidStateError");
+      if (this.readyState !== 1) return;
+      window.postMessage({ [TAG]: "to-ext", id: this._id, op: "send", data: String(data) }, "*");
+    }
+    close() {
+      if (this.readyState >= 2) return;
+      this.readyState = 2;
+      window.postMessage({ [TAG]: "to-ext", id: this._id, op: "close" }, "*");
+      this._closed(1000, "");
+    }
+    _fire(type, init) {
+      const ev = type === "message" ? new MessageEvent("message", init)
+        : type === "close" ? new CloseEvent("close", init) : new Event(type);
+      const handler = this["on" + type];
+      if (typeof handler === "function") handler.call(this, ev);
+      this.dispatchEvent(ev);
+    }
+    _closed(code, reason) {
+      if (this.readyState === 3) return;
+      const wasOpen = this.readyState === 1 || this.readyState === 2;
+      this.readyState = 3;
+      sockets.delete(this._id);
+      if (!wasOpen) this._fire("error");
+      this._fire("close", { code, reason, wasClean: code === 1000 });
+    }
+  }
+  for (const [k, v] of [["CONNECTING", 0], ["OPEN", 1], ["CLOSING", 2], ["CLOSED", 3]]) {
+    RelayedSocket[k] = v;
+    RelayedSocket.prototype[k] = v;
+  }
+
+  window.addEventListener("message", (event) => {
+    const m = event.data;
+    if (event.source !== window || !m || m[TAG] !== "to-page") return;
+    const sock = sockets.get(m.id);
+    if (!sock) return;
+    if (m.op === "opened" && sock.readyState === 0) {
+      sock.readyState = 1;
+      sock._fire("open");
+    } else if (m.op === "frame" && sock.readyState === 1) {
+      sock._fire("message", { data: m.data, origin: sock.url.replace(/\/test$/, "") });
+    } else if (m.op === "closed") {
+      sock._closed(m.code || 1006, m.reason || "");
+    }
+  });
+
+  function WebSocketShim(url, protocols) {
+    if (!new.target) throw new TypeError("Failed to construct 'WebSocket': Please use the 'new' operator");
+    if (LEGACY.has(normal(url))) return new RelayedSocket(url);
+    return protocols === undefined ? new RealWebSocket(url) : new RealWebSocket(url, protocols);
+  }
+  WebSocketShim.prototype = RealWebSocket.prototype;
+  for (const k of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) WebSocketShim[k] = RealWebSocket[k];
+  window.WebSocket = WebSocketShim;
+  document.documentElement.dataset.certhelperExtension = "1";
+})();
