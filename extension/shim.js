@@ -1,7 +1,10 @@
 // MAIN world, document_start, only on the configured hall origins (manifest).
 // Replaces WebSocket for exactly the legacy HEBCA URLs; every other URL gets
-// the real WebSocket. Frames go to relay.js (isolated world) by postMessage;
-// the origin is never sent from here: the service worker takes it from the browser.
+// the real WebSocket. Defines certhelperExtension.connect("native") for
+// certhelper.js (the native API through the extension). Frames go to relay.js
+// (isolated world) by postMessage; the origin is never sent from here: the
+// service worker takes it from the browser. A socket refused before it opened
+// closes with code 1006 and the refusal's code as its reason (e.g. host_missing).
 (() => {
   "use strict";
   const RealWebSocket = window.WebSocket;
@@ -15,7 +18,7 @@
   }
 
   class RelayedSocket extends EventTarget {
-    constructor(url) {
+    constructor(url, protocol) {
       super();
       this.url = String(url);
       this.readyState = 0;
@@ -26,7 +29,8 @@
       this.onopen = this.onmessage = this.onerror = this.onclose = null;
       this._id = next++;
       sockets.set(this._id, this);
-      window.postMessage({ [TAG]: "to-ext", id: this._id, op: "open", protocol: "hebca" }, "*");
+      this._error = "";
+      window.postMessage({ [TAG]: "to-ext", id: this._id, op: "open", protocol }, "*");
     }
     send(data) {
       if (this.readyState === 0) throw new DOMException("Still in CONNECTING state.", "InvalidStateError");
@@ -70,18 +74,30 @@
       sock._fire("open");
     } else if (m.op === "frame" && sock.readyState === 1) {
       sock._fire("message", { data: m.data, origin: sock.url.replace(/\/test$/, "") });
+    } else if (m.op === "error" && m.error && typeof m.error.code === "string") {
+      sock._error = m.error.code;
     } else if (m.op === "closed") {
-      sock._closed(m.code || 1006, m.reason || "");
+      sock._closed(m.code || 1006, m.reason || sock._error);
     }
   });
 
   function WebSocketShim(url, protocols) {
     if (!new.target) throw new TypeError("Failed to construct 'WebSocket': Please use the 'new' operator");
-    if (LEGACY.has(normal(url))) return new RelayedSocket(url);
+    if (LEGACY.has(normal(url))) return new RelayedSocket(url, "hebca");
     return protocols === undefined ? new RealWebSocket(url) : new RealWebSocket(url, protocols);
   }
   WebSocketShim.prototype = RealWebSocket.prototype;
   for (const k of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) WebSocketShim[k] = RealWebSocket[k];
   window.WebSocket = WebSocketShim;
+  Object.defineProperty(window, "certhelperExtension", {
+    value: Object.freeze({
+      version: 1,
+      connect: (protocol) =>
+        new RelayedSocket("certhelper-extension:" + protocol, protocol === "hebca" ? "hebca" : "native"),
+    }),
+    writable: false,
+    configurable: false,
+    enumerable: false,
+  });
   document.documentElement.dataset.certhelperExtension = "1";
 })();

@@ -86,6 +86,9 @@ class Connection:
     async def send(self, payload: dict[str, Any]) -> None:
         await self.send_text(json.dumps(payload, ensure_ascii=False))
 
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self.ws.close(code=code, message=reason.encode("utf-8"))
+
     def spawn(self, coro: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         """A task that ends with the connection."""
         task = asyncio.get_running_loop().create_task(coro)
@@ -115,6 +118,10 @@ class LineConnection(Connection):
             except (ConnectionError, RuntimeError):
                 log.debug("send to closed stream dropped")
 
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Ends the stream: the native host then closes the page's socket."""
+        self.writer.close()
+
 
 class Hub:
     """The open connections of one transport, for server events."""
@@ -128,7 +135,7 @@ class Hub:
 
     async def close_all(self) -> None:
         for conn in list(self.connections):
-            await conn.ws.close(code=1001, message=b"server shutdown")
+            await conn.close(1001, "server shutdown")
 
 
 HUB_KEY: web.AppKey[Hub] = web.AppKey("hub", Hub)

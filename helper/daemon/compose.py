@@ -27,6 +27,7 @@ from helper.bridge.native.api import NativeApi, NativeSocket
 from helper.bridge.native.app import BackgroundSettings, create_app
 from helper.bridge.origins import OriginPolicy, normalize_origin
 from helper.bridge.server import listen, loopback_hosts, raise_fd_limit
+from helper.bridge.ws import HUB_KEY, Hub
 from helper.config import Config, data_dir
 from helper.daemon.trust import TrustWatch, default_watch, trust_watch_job
 from helper.domain.renewal import RenewalWindow
@@ -199,6 +200,7 @@ async def start_bridge(
             runner, hosts, config.bridge_port if port is None else port, ssl_ctx, limits
         )
         bridge.sites.append(sites)
+        hubs = {"native": app[HUB_KEY]}
         if hebca_port is not None:
             hebca_app = create_hebca_app(
                 services.gate,
@@ -213,14 +215,17 @@ async def start_bridge(
                 bridge.hebca_runner, hosts, hebca_port, None, limits
             )
             bridge.sites.append(sites)
-        bridge.extension = extension_transport(services, config)
+            hubs["hebca"] = hebca_app[HUB_KEY]
+        bridge.extension = extension_transport(services, config, hubs)
     except BaseException:
         await bridge.stop()  # a port in use must not leave sites and background jobs behind
         raise
     return bridge
 
 
-def extension_transport(services: Services, config: Config) -> ExtensionTransport:
+def extension_transport(
+    services: Services, config: Config, hubs: dict[str, Hub] | None = None
+) -> ExtensionTransport:
     """The third transport, wired to the same gate, policy and protocol handlers
     as the two WebSocket transports (each protocol's own per-connection class)."""
 
@@ -233,6 +238,7 @@ def extension_transport(services: Services, config: Config) -> ExtensionTranspor
             "hebca": lambda: HebcaSocket(settings, services.gate, services.renewal),
             "native": lambda: NativeSocket(NativeApi(services.gate), services.renewal),
         },
+        hubs or {},
     )
 
 

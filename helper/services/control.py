@@ -48,6 +48,9 @@ SOCKET_NAME = "control.sock"
 LOCK_NAME = "control.lock"
 TCP_NAME = "control.json"
 MAX_LINE = 64 * 1024
+#: the reader's limit: a stream's line (an extension frame: up to 64 KiB from the
+#: browser, re-encoded with its own JSON escaping) may be longer than a command line
+STREAM_LINE = 8 * MAX_LINE
 #: seconds a client waits for the daemon's answer (it may still be starting)
 CLIENT_TIMEOUT = 15.0
 _READ_TIMEOUT = 5.0
@@ -176,10 +179,10 @@ class Claim:
 
         if self.transport == "unix":
             self._server = await asyncio.start_unix_server(
-                on_client, sock=self.sock, limit=MAX_LINE
+                on_client, sock=self.sock, limit=STREAM_LINE
             )
         else:
-            self._server = await asyncio.start_server(on_client, sock=self.sock, limit=MAX_LINE)
+            self._server = await asyncio.start_server(on_client, sock=self.sock, limit=STREAM_LINE)
 
     async def _answer(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, handler: Handler
@@ -189,6 +192,8 @@ class Claim:
             return {"ok": False, "error": "forbidden"}
         try:
             line = await asyncio.wait_for(reader.readline(), _READ_TIMEOUT)
+            if len(line) > MAX_LINE:
+                return {"ok": False, "error": "bad_request"}
             message = json.loads(line)
         except (ValueError, asyncio.LimitOverrunError):
             return {"ok": False, "error": "bad_request"}

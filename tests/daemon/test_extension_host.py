@@ -164,3 +164,51 @@ def test_daemon_restart_between_messages(start_daemon: Any) -> None:
     assert reply["frame"].startswith("1|GetCertCount|")
     host.close()
     assert (HALL, "hebca:GetCertCount") in [(e["origin"], e["operation"]) for e in audit(h2)]
+
+
+def test_native_protocol_and_server_events_reach_the_extension(start_daemon: Any) -> None:
+    """The native API through the host, and the native transport's server events
+    (token.removed …, broadcast on its hub) on the extension connection too."""
+    import asyncio
+
+    from helper.bridge.ws import HUB_KEY
+
+    h = start(start_daemon)
+    host = Host()
+    host.send({"open": {"origin": HALL, "protocol": "native"}})
+    assert host.recv() == {"opened": HALL}
+    host.send({"frame": json.dumps({"id": 7, "method": "certificates.list", "params": {}})})
+    reply = json.loads(host.recv()["frame"])
+    assert reply["id"] == 7 and isinstance(reply["result"]["certificates"], list)
+    hub = h.daemon.bridge.runner.app[HUB_KEY]
+    assert h.daemon.loop is not None
+    asyncio.run_coroutine_threadsafe(
+        hub.broadcast("token.removed", {"label": "k", "serial": "s"}), h.daemon.loop
+    ).result(5)
+    event = json.loads(host.recv()["frame"])
+    assert event == {"event": "token.removed", "data": {"label": "k", "serial": "s"}}
+    assert host.close() == 0
+    ops = [(e["origin"], e["operation"]) for e in audit(h)]
+    assert (HALL, "certificates.list") in ops
+
+
+def test_a_frame_of_exactly_64_kib_still_arrives(start_daemon: Any) -> None:
+    """The largest message the host takes from the browser (64 KiB) becomes a control
+    line of 64 KiB plus its newline: it must reach the handler, not cut the stream
+    (the daemon's line limit was exactly 64 KiB)."""
+    start(start_daemon)
+    host = Host()
+    host.send({"open": {"origin": HALL, "protocol": "native"}})
+    assert host.recv() == {"opened": HALL}
+
+    def frame(n: int) -> str:
+        return json.dumps({"id": 8, "method": "no.such", "params": {"p": "汇" + "a" * n}})
+
+    n = 64 * 1024 - len(encode({"frame": frame(0)})) + 4
+    assert len(encode({"frame": frame(n)})) - 4 == 64 * 1024
+    host.send({"frame": frame(n)})
+    reply = json.loads(host.recv()["frame"])
+    assert reply["id"] == 8 and reply["error"]["code"] == "unknown_method"
+    host.send({"frame": json.dumps({"id": 9, "method": "certificates.list", "params": {}})})
+    assert json.loads(host.recv()["frame"])["id"] == 9
+    assert host.close() == 0

@@ -1,174 +1,61 @@
-"""End to end through the browser extension (issue 15): Debian's Chromium with the
-unpacked extension (persistent context, headless), the demo hall served as a
-*public* address (``--ip-address-space-overrides``), no LNA policy, the local CA
-not trusted, nothing listening on 17212: the legacy page's
-``new WebSocket("ws://localhost:17212/test")`` is replaced by the extension's
-shim, which relays through ``certhelper native-host`` (a real subprocess started
-by Chromium from the host manifest in the test HOME) to a real bridge's
-extension transport behind a real control listener. Prompter double."""
+"""End to end through the browser extension (issue 15), on a hall that Chromium
+treats as a *public* address, with no LNA policy and the local CA not trusted
+(tests/support/extension.py has the set-up). Prompter double, except in the test
+that types the PIN into the real Tk dialog."""
 
 from __future__ import annotations
 
-import functools
-import json
-import socket
-import stat
-import sys
 from pathlib import Path
 from typing import Any
 
-import keyring.backends.fail
-from aiohttp import web
-from playwright import sync_api
+import aiohttp
 
-from helper.config import Config
-from helper.daemon.compose import start_bridge
-from helper.demo.hall import create_hall_app, split_ca_certificates
-from helper.services import control
-from helper.services.tls import ensure_identity, ssl_context
-from helper.services.tokens import ModuleStatus
-from tests.support.browser import (
-    ARGS,
-    CHROMIUM,
-    COMPANY,
-    LoopThread,
-    PrompterDouble,
-    company_cert_id,
-)
-from tests.support.doubles import SharedTokens
+from tests.e2e.test_browser_login_tk import TkPinPrompter
+from tests.support.browser import COMPANY, PrompterDouble, company_cert_id
+from tests.support.extension import ExtensionRig, extension_rig
 from tests.support.tokens import USER_PIN, Fixtures
 
-ROOT = Path(__file__).resolve().parents[2]
-EXT = ROOT / "extension"
-EXT_ID = (EXT / "EXTENSION_ID").read_text().strip()
+#: a WebSocket's fate within a few seconds: "open", "error" or "timeout"
+SOCKET_FATE = """(url) => new Promise((resolve) => {
+  const ws = new WebSocket(url);
+  const t = setTimeout(() => resolve("timeout"), 5000);
+  ws.onopen = () => { clearTimeout(t); ws.close(); resolve("open"); };
+  ws.onerror = () => { clearTimeout(t); resolve("error"); };
+})"""
 
 
-def host_manifest(home: Path, runtime: Path, profile: Path) -> None:
-    """Chromium looks in ``<user-data-dir>/NativeMessagingHosts`` (which is
-    ``~/.config/chromium`` unless ``--user-data-dir`` moves it, as here)."""
-    launcher = home / "certhelper-native-host"
-    launcher.write_text(
-        "#!/bin/sh\n"
-        f"export XDG_RUNTIME_DIR='{runtime}' PYTHONPATH='{ROOT}'\n"
-        f"exec '{sys.executable}' -c 'from helper.cli.main import main; "
-        f"raise SystemExit(main())' native-host \"$@\" 2>>'{home}/host.log'\n"
-    )
-    launcher.chmod(launcher.stat().st_mode | stat.S_IXUSR)
-    d = profile / "NativeMessagingHosts"
-    d.mkdir(parents=True)
-    (d / "org.certhelper.host.json").write_text(
-        json.dumps(
-            {
-                "name": "org.certhelper.host",
-                "description": "certhelper",
-                "path": str(launcher),
-                "type": "stdio",
-                "allowed_origins": [f"chrome-extension://{EXT_ID}/"],
-            }
-        )
-    )
+def _native_login(rig: ExtensionRig, page: Any) -> None:
+    page.goto(f"{rig.origin}/ish/")
+    assert page.get_attribute("html", "data-certhelper-extension") == "1"
+    page.wait_for_function("() => window.CertHelper !== undefined", timeout=10_000)
+    page.click("#ca-login")
+    page.wait_for_selector("#ca-hebca", state="visible")
+    page.click("#ca-hebca")
+
+
+def _logged_in(rig: ExtensionRig, page: Any) -> None:
+    try:
+        page.wait_for_url("**/ish/home", timeout=30_000)
+    except Exception:
+        status = page.text_content("#status") if page.url.endswith("/ish/") else page.url
+        raise AssertionError((status, rig.host_log(), page.errors)) from None
+    assert page.text_content("#company") == COMPANY
 
 
 def test_legacy_page_logs_in_through_the_extension_on_a_public_page(
     tmp_path: Path, driver: Any, fixtures: Fixtures
 ) -> None:
-    loop = LoopThread()
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    origin = f"http://hall.test:{port}"
-    identity = ensure_identity(
-        tmp_path / "state" / "tls", keyring_backend=keyring.backends.fail.Keyring()
-    )
+    """Nothing listens on 17212: the legacy page's ``new WebSocket("ws://localhost:
+    17212/test")`` is the shim's, relayed to the bridge through the native host."""
     prompter = PrompterDouble(company_cert_id(fixtures))
-    config = Config(origins=[origin], hebca_origins={origin: {"page_pin": True}})
-    tokens = SharedTokens([ModuleStatus(driver.module_path, "config", driver=driver)])
-    bridge = loop.run(
-        start_bridge(
-            config,
-            tokens=tokens,
-            prompter=prompter,
-            state_dir=tmp_path / "state",
-            ssl_ctx=ssl_context(identity),
-            port=0,
-            hebca_port=None,  # nothing on 17212: the only way in is the extension
-        )
-    )
-    runtime = tmp_path / "rt"
-    runtime.mkdir(mode=0o700)
-    claim = control.claim(runtime / "certhelper")
-    assert isinstance(claim, control.Claim)
-
-    def command(message: dict[str, Any]) -> control.Reply:
-        assert bridge.extension is not None
-        if message.get("cmd") == "extension":
-            return control.Stream(functools.partial(bridge.extension.serve, message))
-        return {"ok": False, "error": "unknown_command"}
-
-    loop.run(claim.serve(command))
-    ca = fixtures.manifest["ca"]
-    anchors, intermediates = split_ca_certificates(
-        [Path(ca["root"]).read_bytes(), Path(ca["issuing"]).read_bytes()]
-    )
-    hall = create_hall_app(
-        anchors,
-        intermediates=intermediates,
-        origin=origin,
-        helper_base="https://127.0.0.1:17213",
-        hebca_port=17212,
-    )
-
-    async def serve() -> web.AppRunner:
-        runner = web.AppRunner(hall, access_log=None)
-        await runner.setup()
-        await web.SockSite(runner, sock).start()
-        return runner
-
-    hall_runner = loop.run(serve())
-    home = tmp_path / "home"
-    home.mkdir()
-    host_manifest(home, runtime, tmp_path / "profile")
-    pw = sync_api.sync_playwright().start()
-    ctx = pw.chromium.launch_persistent_context(
-        str(tmp_path / "profile"),
-        executable_path=CHROMIUM,
-        headless=True,
-        locale="zh-CN",
-        env={"HOME": str(home), "PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(home / ".config")},
-        args=[
-            *ARGS,
-            f"--disable-extensions-except={EXT}",
-            f"--load-extension={EXT}",
-            "--host-resolver-rules=MAP hall.test 127.0.0.1,MAP other.test 127.0.0.1",
-            f"--ip-address-space-overrides=127.0.0.1:{port}=public",
-        ],
-    )
-    try:
-        page = ctx.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda e: errors.append(str(e)))
-        page.goto(f"{origin}/ish/legacy")
+    with extension_rig(tmp_path, driver, fixtures, prompter) as rig:
+        page = rig.page()
+        page.goto(f"{rig.origin}/ish/legacy")
         assert page.get_attribute("html", "data-certhelper-extension") == "1"
         try:
             page.wait_for_selector("#cert-select:not([disabled])", timeout=15_000)
         except Exception:
-            log = home / "host.log"
-            sw = ctx.service_workers[0] if ctx.service_workers else None
-            probe = (
-                sw.evaluate(
-                    "() => new Promise(r => { const p = chrome.runtime.connectNative("
-                    "'org.certhelper.host'); p.onDisconnect.addListener(() => r('disc:' + "
-                    "String(chrome.runtime.lastError && chrome.runtime.lastError.message))); "
-                    "p.onMessage.addListener(m => r(JSON.stringify(m))); "
-                    "p.postMessage({open: {origin: 'http://x.test', protocol: 'hebca'}}); })"
-                )
-                if sw
-                else "no service worker"
-            )
-            errors.append(str(probe))
-            raise AssertionError(
-                (page.content()[-1500:], log.read_text() if log.exists() else "no host log", errors)
-            ) from None
+            raise AssertionError((page.content()[-1500:], rig.host_log(), page.errors)) from None
         options = page.eval_on_selector_all(
             "#cert-select option", "os => os.map(o => ({value: o.value, cn: o.dataset.cn || ''}))"
         )
@@ -177,17 +64,10 @@ def test_legacy_page_logs_in_through_the_extension_on_a_public_page(
         page.select_option("#cert-select", value=mine[0]["value"])
         page.fill("#cert-pin", USER_PIN)
         page.click("#legacy-login")
-        page.wait_for_url("**/ish/home", timeout=30_000)
-        assert page.text_content("#company") == COMPANY
-        audit = [
-            json.loads(line)
-            for line in (tmp_path / "state" / "audit.jsonl").read_text("utf-8").splitlines()
-        ]
-        assert (origin, "hebca:Login", "ok") in [
-            (e["origin"], e["operation"], e["outcome"]) for e in audit
-        ]
-        assert errors == []
-        # (e) a page forging an origin in its own messages: the browser's is used
+        _logged_in(rig, page)
+        assert (rig.origin, "hebca:Login", "ok") in rig.audit()
+        assert page.errors == []
+        # a page forging an origin in its own messages: the browser's is used
         page.evaluate(
             """() => new Promise((resolve) => {
               const tag = "certhelper-ext";
@@ -202,24 +82,95 @@ def test_legacy_page_logs_in_through_the_extension_on_a_public_page(
                            origin: "https://evil.example"}, "*");
             })"""
         )
-        audit = [
-            json.loads(line)
-            for line in (tmp_path / "state" / "audit.jsonl").read_text("utf-8").splitlines()
-        ]
-        counts = [e["origin"] for e in audit if e["operation"] == "hebca:GetCertCount"]
-        assert counts and set(counts) == {origin}
-        assert not any("evil" in e["origin"] for e in audit)
-        # (d) the same server under a name not in the manifest: no shim, real WebSocket
-        other = ctx.new_page()
-        other.goto(f"http://other.test:{port}/ish/legacy")
+        counts = [o for o, op, _ in rig.audit() if op == "hebca:GetCertCount"]
+        assert counts and set(counts) == {rig.origin}
+        assert not any("evil" in o for o, _, _ in rig.audit())
+        # the same server under a name not in the manifest: no shim, real WebSocket
+        other = rig.page()
+        other.goto(f"http://other.test:{rig.port}/ish/legacy")
         assert other.get_attribute("html", "data-certhelper-extension") is None
+        assert other.evaluate("typeof window.certhelperExtension") == "undefined"
         assert other.evaluate("WebSocket.toString().includes('[native code]')")
         assert page.evaluate("!WebSocket.toString().includes('[native code]')")
-    finally:
-        ctx.close()
-        pw.stop()
-        claim.close()
-        loop.run(hall_runner.cleanup())
-        loop.run(bridge.stop())
-        loop.stop()
-        driver.logout(fixtures.cert("company_sign")["token_serial"])
+
+
+def test_native_login_through_the_extension(
+    tmp_path: Path, driver: Any, fixtures: Fixtures
+) -> None:
+    """certhelper.js finds the extension and uses it instead of wss://127.0.0.1:17213:
+    the login token is bound to the origin the browser reported."""
+    prompter = PrompterDouble(company_cert_id(fixtures))
+    with extension_rig(tmp_path, driver, fixtures, prompter) as rig:
+        page = rig.page()
+        _native_login(rig, page)
+        _logged_in(rig, page)
+        assert (rig.origin, "auth.authenticate", "ok") in rig.audit()
+        assert [p.origin for p in prompter.pins] == [rig.origin]
+        assert page.errors == []
+        # the next page asks how it is connected
+        page.goto(f"{rig.origin}/ish/")
+        info = page.evaluate("CertHelper.diagnose()")
+        assert info["ok"] is True and info["info"]["transport"] == "extension", info
+
+
+def test_direct_path_is_blocked_where_the_extension_works(
+    tmp_path: Path, driver: Any, fixtures: Fixtures
+) -> None:
+    """The control: the HEBCA endpoint *is* listening and admits this origin (a client
+    outside the browser connects with it), yet the public page's own WebSocket to it
+    fails (Local Network Access, no policy); through the extension it logs in."""
+    prompter = PrompterDouble(company_cert_id(fixtures))
+    with extension_rig(tmp_path, driver, fixtures, prompter, hebca_port=0) as rig:
+        assert rig.bridge.hebca_port
+        direct = f"ws://127.0.0.1:{rig.bridge.hebca_port}/test"
+
+        async def outside() -> str:
+            async with (
+                aiohttp.ClientSession() as s,
+                s.ws_connect(direct, headers={"Origin": rig.origin}) as ws,
+            ):
+                await ws.send_str("1|GetCertCount")
+                return (await ws.receive(timeout=10)).data
+
+        assert rig.loop.run(outside()).startswith("1|")
+        page = rig.page()
+        page.goto(f"{rig.origin}/ish/")
+        assert page.evaluate(SOCKET_FATE, direct) == "error"
+        assert not [e for e in rig.audit() if e[1] == "hebca:connect" and e[2] != "ok"]
+        _native_login(rig, page)
+        _logged_in(rig, page)
+
+
+def test_extension_without_a_registered_host_says_so(
+    tmp_path: Path, driver: Any, fixtures: Fixtures
+) -> None:
+    prompter = PrompterDouble(company_cert_id(fixtures))
+    with extension_rig(tmp_path, driver, fixtures, prompter, register_host=False) as rig:
+        page = rig.page()
+        page.goto(f"{rig.origin}/ish/")
+        got = page.evaluate("CertHelper.diagnose()")
+        assert got["ok"] is False and got["code"] == "extension_host_missing", got
+        assert "检测修复" in got["message"]
+        page.click("#ca-login")
+        page.click("#ca-hebca")
+        page.wait_for_selector("#status[data-code='extension_host_missing']", timeout=15_000)
+        assert page.get_attribute("#status-action", "href") == "certhelper://doctor"
+        assert prompter.pins == []
+
+
+def test_native_login_through_the_extension_with_the_real_pin_dialog(
+    tmp_path: Path, driver: Any, fixtures: Fixtures, desk: Any
+) -> None:
+    prompter = TkPinPrompter(company_cert_id(fixtures), desk.prompter(timeout=60))
+    with extension_rig(tmp_path, driver, fixtures, prompter) as rig:
+        page = rig.page()
+        _native_login(rig, page)
+        desk.wait_window(timeout=30)  # the helper's window asks, not the page
+        desk.screenshot("extension-pin-dialog")
+        desk.type(USER_PIN)
+        desk.key("Return")
+        desk.wait_gone()
+        _logged_in(rig, page)
+        assert [p.origin for p in prompter.pins] == [rig.origin]
+        raw = (rig.state_dir / "audit.jsonl").read_text("utf-8")
+        assert '"auth.authenticate"' in raw and USER_PIN not in raw

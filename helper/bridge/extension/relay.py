@@ -18,11 +18,19 @@ import asyncio
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from drivers.errors import CertHelperError
-from helper.bridge.ws import Connection, LineConnection, admit_origin, error_body
+from helper.bridge.security import MAX_BODY
+from helper.bridge.ws import (
+    IDLE_SECONDS,
+    Connection,
+    Hub,
+    LineConnection,
+    admit_origin,
+    error_body,
+)
 from helper.services.consent import ConsentStore
 from helper.services.gate import Gate
 
@@ -43,6 +51,9 @@ class ExtensionTransport:
     consent: ConsentStore
     #: protocol name → a fresh per-connection handler (the WebSocket transports' own)
     handlers: dict[str, Callable[[], SocketHandler]]
+    #: protocol name → that WebSocket transport's hub: its server events
+    #: (token.inserted, token.removed, certificate.expiring) reach extension pages too
+    hubs: dict[str, Hub] = field(default_factory=dict)
 
     async def serve(
         self,
@@ -50,9 +61,9 @@ class ExtensionTransport:
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
     ) -> None:
-        protocol = message.get("protocol")
+        protocol = str(message.get("protocol"))
         origin_raw = message.get("origin")
-        make = self.handlers.get(protocol) if isinstance(protocol, str) else None
+        make = self.handlers.get(protocol)
         if make is None or not isinstance(origin_raw, str):
             await _send(writer, {"error": {"code": "bad_request"}})
             return
@@ -63,14 +74,39 @@ class ExtensionTransport:
             await _send(writer, {"error": error_body(exc)})
             return
         conn = LineConnection(writer, origin)
+        hub = self.hubs.get(protocol)
+        if hub is not None:
+            hub.connections.add(conn)
         handler = make()
-        await handler.opened(conn)
-        await _send(writer, {"opened": origin})
         try:
+            await handler.opened(conn)
+            await _send(writer, {"opened": origin})
+            await self._frames(reader, writer, conn, handler)
+        except (ConnectionError, asyncio.LimitOverrunError, ValueError):
+            log.debug("extension stream ended abruptly")
+        except TimeoutError:
+            log.debug("extension stream idle for %.0f s: closed", IDLE_SECONDS)
+        finally:
+            if hub is not None:
+                hub.connections.discard(conn)
+            for task in list(conn.tasks):
+                task.cancel()
+
+    async def _frames(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        conn: Connection,
+        handler: SocketHandler,
+    ) -> None:
+        """One ``{"frame": text}`` line at a time, the WebSocket transports' limits:
+        a frame over MAX_BODY bytes is refused, IDLE_SECONDS without one ends it."""
+        async with asyncio.timeout(IDLE_SECONDS) as idle:
             while True:
                 line = await reader.readline()
                 if not line:
-                    break
+                    return
+                idle.reschedule(asyncio.get_running_loop().time() + IDLE_SECONDS)
                 try:
                     frame = json.loads(line)["frame"]
                     if not isinstance(frame, str):
@@ -78,12 +114,10 @@ class ExtensionTransport:
                 except (ValueError, KeyError, TypeError):
                     await _send(writer, {"error": {"code": "bad_frame"}})
                     continue
+                if len(frame.encode("utf-8")) > MAX_BODY:
+                    await _send(writer, {"error": {"code": "frame_too_large"}})
+                    continue
                 await handler.on_text(conn, frame)
-        except (ConnectionError, asyncio.LimitOverrunError, ValueError):
-            log.debug("extension stream ended abruptly")
-        finally:
-            for task in list(conn.tasks):
-                task.cancel()
 
 
 async def _send(writer: asyncio.StreamWriter, payload: dict[str, Any]) -> None:

@@ -27,6 +27,10 @@
  *
  * The helper asks for the PIN in its own window: this script never takes a PIN, and a
  * call whose options carry a PIN-like field is refused before anything is sent.
+ * With the certhelper browser extension installed (docs/extension.md), calls go through
+ * it instead of wss://127.0.0.1 — same methods, errors and events, and no Local Network
+ * Access, TLS trust or port to get in the way; without it, or when its native host is
+ * not registered but the helper is reachable directly, the WebSocket is used.
  * Before the WebSocket opens, ping() fetches /v1/ping with
  * {targetAddressSpace: "loopback"} so that Chrome can show its Local Network Access
  * prompt. When loaded from the helper itself, the script talks to the address it came from.
@@ -57,6 +61,10 @@
       "证书助手的端口被其他程序占用（可能是原河北CA数字证书助手）。请退出该程序后稍候，" +
       "或在「检测修复」中查看 (another program, perhaps the original HEBCA helper, holds " +
       "the helper's port: quit it, or see 检测修复)",
+    extension_host_missing:
+      "已安装证书助手浏览器扩展，但本机尚未登记证书助手。请在证书助手托盘菜单中打开「检测修复」，" +
+      "点击「修复」，或运行 certhelper install (the browser extension is installed but the " +
+      "helper is not registered with the browser: open 检测修复 and click 修复)",
     helper_refused: "证书助手拒绝了本网站的连接，请在证书助手中允许本网站后重试",
     helper_outdated: "证书助手版本不兼容，请升级证书助手",
     connection_closed: "与证书助手的连接已断开，请重试",
@@ -137,6 +145,7 @@
     legacyPort: DEFAULT_LEGACY_PORT,
     ws: null,
     opening: null,
+    transport: null, // of the open connection: "extension" | "websocket"
   };
   (function fromScriptSrc() {
     const el = global.document && global.document.currentScript;
@@ -263,27 +272,86 @@
     }
   }
 
+  function failed(code, detail) {
+    return { ok: false, code: code, message: MESSAGES[code], detail: detail };
+  }
+
+  // The extension (docs/extension.md): its MAIN-world script defines
+  // certhelperExtension on the configured halls' pages, and only there.
+  function extension() {
+    const x = global.certhelperExtension;
+    return x && x.version === 1 && typeof x.connect === "function" ? x : null;
+  }
+
+  // An extension socket that closed before it opened carries the refusal's code as
+  // its close reason.
+  function extensionFailure(event) {
+    const reason = (event && event.reason) || "";
+    if (reason === "host_missing") return "extension_host_missing";
+    if (reason === "origin_denied") return "helper_refused";
+    if (reason === "consent_denied") return "consent_denied";
+    return "helper_unreachable"; // daemon_unavailable, host_failed, …
+  }
+
+  // Resolves with the socket once it is open; rejects with the cause otherwise.
+  function openSocket(ws, whyClosed) {
+    return withTimeout(
+      new Promise((resolve, reject) => {
+        ws.onopen = () => resolve(ws);
+        ws.onerror = null; // an error is always followed by close
+        ws.onclose = (event) => reject(fail(whyClosed(event)));
+      }),
+      DIALOG_TIMEOUT, // an https site the helper does not know gets a consent dialog
+      "request_timeout"
+    ).catch((e) => {
+      ws.close();
+      throw e;
+    });
+  }
+
   /** Why the helper is (not) reachable from this page: {ok: true, info} or {ok: false,
    *  code, message} with code helper_unreachable (not running), helper_untrusted (TLS
-   *  not trusted by this browser), lna_blocked, port_taken or helper_outdated.
+   *  not trusted by this browser), lna_blocked, port_taken, helper_outdated or
+   *  extension_host_missing. info.transport is "extension" or "websocket".
    *  {legacy: true}: for pages that speak the HEBCA protocol on the legacy port only. */
   async function diagnose(options) {
     const o = options || {};
-    const failed = (code, detail) => ({ ok: false, code: code, message: MESSAGES[code], detail });
+    const ext = o.direct ? null : extension();
+    if (ext) {
+      try {
+        if (o.legacy) {
+          (await openSocket(ext.connect("hebca"), extensionFailure)).close();
+        } else {
+          await connect();
+          if (state.transport !== "extension") return diagnose({ direct: true, port: o.port });
+        }
+        return {
+          ok: true,
+          info: { app: "certhelper", protocol: 1, allowed: true, transport: "extension" },
+        };
+      } catch (e) {
+        if (e.code !== "extension_host_missing") return failed(e.code || "helper_unreachable");
+        const direct = await diagnose(Object.assign({}, o, { direct: true }));
+        return direct.ok ? direct : failed("extension_host_missing");
+      }
+    }
     if (!o.legacy) {
       const got = await httpsPing(o.port);
       if (got.kind === "ok") {
         if (got.body.protocol !== 1) return failed("helper_outdated", "protocol " + got.body.protocol);
-        return { ok: true, info: Object.assign({ allowed: true }, got.body) };
+        return { ok: true, info: Object.assign({ allowed: true, transport: "websocket" }, got.body) };
       }
       if (got.kind === "closed") {
-        return { ok: true, info: { app: "certhelper", protocol: null, allowed: false } };
+        const info = { app: "certhelper", protocol: null, allowed: false, transport: "websocket" };
+        return { ok: true, info: info };
       }
       if (got.kind === "other") return failed("port_taken", "port " + (o.port || state.port));
     }
     const seen = await alive();
     if (seen === "certhelper") {
-      return o.legacy ? { ok: true, info: { app: "certhelper" } } : failed("helper_untrusted");
+      return o.legacy
+        ? { ok: true, info: { app: "certhelper", transport: "websocket" } }
+        : failed("helper_untrusted");
     }
     if (seen === "other") return failed("port_taken", "port " + state.legacyPort);
     if (await blockedByBrowser()) return failed("lna_blocked");
@@ -292,7 +360,7 @@
 
   async function ping(options) {
     const o = options || {};
-    const probe = diagnose({ port: o.port }).then((d) => {
+    const probe = diagnose({ port: o.port, direct: o.direct }).then((d) => {
       if (!d.ok) throw fail(d.code, d.detail);
       return d.info;
     });
@@ -371,31 +439,36 @@
     emit("close", {});
   }
 
-  // The open WebSocket, opening one (after a ping) when there is none.
+  // The open connection, opening one when there is none: through the extension when
+  // it is there (falling back to the WebSocket only if its native host is missing and
+  // the helper answers directly), else the WebSocket after a ping.
   function connect() {
     if (state.ws && state.ws.readyState === 1) return Promise.resolve(state.ws);
     if (state.opening) return state.opening;
-    if (typeof global.WebSocket !== "function") return Promise.reject(fail("not_supported"));
     const opening = (async () => {
-      const info = await ping();
-      const ws = new global.WebSocket("wss://" + state.host + ":" + state.port + "/v1/ws");
-      await withTimeout(
-        new Promise((resolve, reject) => {
-          ws.onopen = resolve;
-          ws.onerror = () => reject(fail(info.allowed ? "helper_unreachable" : "helper_refused"));
-          ws.onclose = ws.onerror;
-        }),
-        DIALOG_TIMEOUT, // an https site the helper does not know gets a consent dialog
-        "request_timeout"
-      ).catch((e) => {
-        ws.close();
-        throw e;
-      });
+      const ext = extension();
+      let ws = null;
+      if (ext) {
+        try {
+          ws = await openSocket(ext.connect("native"), extensionFailure);
+        } catch (e) {
+          if (e.code !== "extension_host_missing") throw e;
+          if (!(await diagnose({ direct: true })).ok) throw e; // the missing host is the cause
+        }
+      }
+      const transport = ws ? "extension" : "websocket";
+      if (!ws) {
+        if (typeof global.WebSocket !== "function") throw fail("not_supported");
+        const info = await ping({ direct: true });
+        const url = "wss://" + state.host + ":" + state.port + "/v1/ws";
+        const why = () => (info.allowed ? "helper_unreachable" : "helper_refused");
+        ws = await openSocket(new global.WebSocket(url), why);
+      }
       ws.onmessage = onMessage;
-      ws.onerror = null;
       ws.onclose = () => onClose(ws);
       state.ws = ws;
-      emit("open", {});
+      state.transport = transport;
+      emit("open", { transport: transport });
       return ws;
     })();
     const done = () => {

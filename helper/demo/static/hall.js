@@ -12,6 +12,7 @@
     helper_untrusted: ["certhelper://doctor", "打开检测修复 (open 检测修复)"],
     lna_blocked: ["certhelper://doctor", "打开检测修复 (open 检测修复)"],
     port_taken: ["certhelper://doctor", "打开检测修复 (open 检测修复)"],
+    extension_host_missing: ["certhelper://doctor", "打开检测修复 (open 检测修复)"],
   };
 
   const meta = document.querySelector('meta[name="certhelper"]');
