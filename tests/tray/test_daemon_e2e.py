@@ -269,3 +269,60 @@ def test_sigterm_stops_it_cleanly(run: Run, tray_desktop: TrayDesktop) -> None:
     assert run.proc.wait(timeout=30) == 0, run.log[-3000:]
     assert "stopping" in run.log
     assert not (run.control_dir / control.SOCKET_NAME).exists()
+
+
+def test_native_host_starts_the_daemon_when_none_runs(run: Run, tray_desktop: TrayDesktop) -> None:
+    """The browser starts ``certhelper native-host`` for the extension; with no daemon
+    running it starts ``certhelper run`` (detached: the daemon outlives the host) and
+    relays the page's first frame once the daemon answers."""
+    from helper.bridge.extension.framing import Decoder, encode
+
+    hall = "http://111.62.46.105:9010"  # a configured hall by default
+    with pytest.raises(control.DaemonUnavailable):
+        run.call({"cmd": "ping"}, timeout=1)
+    host = subprocess.Popen(
+        [sys.executable, "-m", "helper.cli.main", "native-host", "chrome-extension://x/"],
+        env=run.env,
+        cwd=run.home,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert host.stdin is not None and host.stdout is not None
+    decoder = Decoder(limit=1 << 20)
+    pending: list[Any] = []
+
+    def recv(timeout: float) -> Any:
+        end = time.monotonic() + timeout
+        while not pending:
+            assert time.monotonic() < end, run.log[-3000:]
+            assert host.stdout is not None
+            pending.extend(decoder.feed(os.read(host.stdout.fileno(), 65536)))
+        return pending.pop(0)
+
+    daemon_pid = 0
+    try:
+        host.stdin.write(encode({"open": {"origin": hall, "protocol": "hebca"}}))
+        host.stdin.flush()
+        assert recv(90) == {"opened": hall}
+        host.stdin.write(encode({"frame": "1|GetCertCount"}))
+        host.stdin.flush()
+        assert recv(30)["frame"].startswith("1|GetCertCount|")
+        daemon_pid = run.call({"cmd": "ping"}, timeout=5)["pid"]
+        assert daemon_pid != host.pid
+        host.stdin.close()
+        assert host.wait(10) == 0
+        assert run.call({"cmd": "ping"}, timeout=5)["pid"] == daemon_pid  # it outlives the host
+    finally:
+        if host.poll() is None:
+            host.kill()
+            host.wait()
+        with contextlib.suppress(control.DaemonUnavailable):
+            run.call({"cmd": "quit"}, timeout=3)
+        end = time.monotonic() + 30
+        while daemon_pid and time.monotonic() < end:
+            try:
+                os.kill(daemon_pid, 0)
+            except ProcessLookupError:
+                break
+            time.sleep(0.2)
