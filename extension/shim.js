@@ -37,11 +37,19 @@
       if (this.readyState !== 1) return;
       window.postMessage({ [TAG]: "to-ext", id: this._id, op: "send", data: String(data) }, "*");
     }
-    close() {
+    close(code, reason) {
+      if (code !== undefined && code !== 1000 && !(code >= 3000 && code <= 4999)) {
+        throw new DOMException("The close code must be 1000 or 3000-4999.", "InvalidAccessError");
+      }
       if (this.readyState >= 2) return;
+      const wasConnecting = this.readyState === 0;
       this.readyState = 2;
       window.postMessage({ [TAG]: "to-ext", id: this._id, op: "close" }, "*");
-      this._closed(1000, "");
+      // like a real WebSocket: the close event comes later, not inside close()
+      setTimeout(() => {
+        if (wasConnecting) this._closed(1006, "", false, true);
+        else this._closed(code === undefined ? 1005 : code, String(reason || ""), true, false);
+      }, 0);
     }
     _fire(type, init) {
       const ev = type === "message" ? new MessageEvent("message", init)
@@ -50,13 +58,12 @@
       if (typeof handler === "function") handler.call(this, ev);
       this.dispatchEvent(ev);
     }
-    _closed(code, reason) {
+    _closed(code, reason, clean, failed) {
       if (this.readyState === 3) return;
-      const wasOpen = this.readyState === 1 || this.readyState === 2;
       this.readyState = 3;
       sockets.delete(this._id);
-      if (!wasOpen) this._fire("error");
-      this._fire("close", { code, reason, wasClean: code === 1000 });
+      if (failed) this._fire("error"); // refused, or the host/daemon went away
+      this._fire("close", { code, reason, wasClean: !!clean });
     }
   }
   for (const [k, v] of [["CONNECTING", 0], ["OPEN", 1], ["CLOSING", 2], ["CLOSED", 3]]) {
@@ -77,7 +84,7 @@
     } else if (m.op === "error" && m.error && typeof m.error.code === "string") {
       sock._error = m.error.code;
     } else if (m.op === "closed") {
-      sock._closed(m.code || 1006, m.reason || sock._error);
+      sock._closed(m.code || 1006, m.reason || sock._error, false, sock.readyState !== 2);
     }
   });
 

@@ -174,3 +174,61 @@ def test_native_login_through_the_extension_with_the_real_pin_dialog(
         assert [p.origin for p in prompter.pins] == [rig.origin]
         raw = (rig.state_dir / "audit.jsonl").read_text("utf-8")
         assert '"auth.authenticate"' in raw and USER_PIN not in raw
+
+
+#: what a page sees of the shim's socket, step by step (compare a real WebSocket)
+FACADE = """async () => {
+  const log = [];
+  const ws = new WebSocket("ws://localhost:17212/test");
+  log.push(["new", ws.readyState, ws.url, ws.OPEN, WebSocket.OPEN, typeof ws.addEventListener]);
+  try { ws.send("x"); log.push("sent while connecting"); } catch (e) { log.push(["send", e.name]); }
+  await new Promise((r) => {
+    ws.onopen = () => log.push("onopen");
+    ws.addEventListener("open", () => { log.push("open listener"); r(); });
+  });
+  log.push(["open", ws.readyState]);
+  const reply = await new Promise((r) => {
+    ws.addEventListener("message", (e) => r([e.data, e instanceof MessageEvent]));
+    ws.send("0|1591600000000");
+  });
+  log.push(["message", ...reply]);
+  try { ws.close(1001); } catch (e) { log.push(["close(1001)", e.name]); }
+  const closed = new Promise((r) => { ws.onclose = (e) => r([e.code, e.wasClean]); });
+  ws.close();
+  log.push(["closing", ws.readyState]);
+  log.push(["close", ...(await closed), ws.readyState]);
+  const early = new WebSocket("ws://127.0.0.1:17212/test");
+  const failed = new Promise((r) => {
+    early.onerror = () => log.push("error");
+    early.onclose = (e) => r([e.code, e.wasClean]);
+  });
+  early.close();
+  log.push(["closed while connecting", ...(await failed)]);
+  const real = new WebSocket("ws://127.0.0.1:9/other");
+  log.push(["other url", Object.getPrototypeOf(real) === WebSocket.prototype]);
+  real.close();
+  return log;
+}"""
+
+
+def test_the_shim_behaves_like_a_websocket(tmp_path: Path, driver: Any, fixtures: Fixtures) -> None:
+    prompter = PrompterDouble(company_cert_id(fixtures))
+    with extension_rig(tmp_path, driver, fixtures, prompter) as rig:
+        page = rig.page()
+        page.goto(f"{rig.origin}/ish/legacy")
+        log = page.evaluate(FACADE)
+        assert log == [
+            ["new", 0, "ws://localhost:17212/test", 1, 1, "function"],
+            ["send", "InvalidStateError"],
+            "onopen",
+            "open listener",
+            ["open", 1],
+            ["message", "0|Welcome", True],
+            ["close(1001)", "InvalidAccessError"],
+            ["closing", 2],
+            ["close", 1005, True, 3],
+            "error",
+            ["closed while connecting", 1006, False],
+            ["other url", True],
+        ], log
+        assert page.errors == []
