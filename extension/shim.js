@@ -94,6 +94,9 @@
     return protocols === undefined ? new RealWebSocket(url) : new RealWebSocket(url, protocols);
   }
   WebSocketShim.prototype = RealWebSocket.prototype;
+  Object.defineProperty(WebSocketShim, Symbol.hasInstance, {
+    value: (x) => x instanceof RealWebSocket || x instanceof RelayedSocket,
+  });
   for (const k of ["CONNECTING", "OPEN", "CLOSING", "CLOSED"]) WebSocketShim[k] = RealWebSocket[k];
   window.WebSocket = WebSocketShim;
   Object.defineProperty(window, "certhelperExtension", {
