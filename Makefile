@@ -93,6 +93,7 @@ bench: venv-test
 	$(PY) tests/bench/bench_bridge.py
 	$(PY) tests/bench/bench_hops.py
 	$(PY) tests/bench/bench_skf.py
+	$(PY) tests/bench/bench_extension.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info build dist

@@ -205,7 +205,8 @@ FACADE = """async () => {
   early.close();
   log.push(["closed while connecting", ...(await failed)]);
   const real = new WebSocket("ws://127.0.0.1:9/other");
-  log.push(["other url", Object.getPrototypeOf(real) === WebSocket.prototype, real instanceof WebSocket]);
+  const proto = Object.getPrototypeOf(real) === WebSocket.prototype;
+  log.push(["other url", proto, real instanceof WebSocket]);
   real.close();
   return log;
 }"""

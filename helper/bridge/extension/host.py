@@ -173,3 +173,7 @@ class NativeHost:
 def main() -> int:
     """Entry point of ``certhelper native-host`` (stdio belongs to the browser)."""
     return NativeHost(sys.stdout.buffer).run(sys.stdin.buffer)
+
+
+if __name__ == "__main__":  # the launcher's way in: ~50 ms sooner than the full CLI
+    sys.exit(main())
