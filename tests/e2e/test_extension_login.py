@@ -155,6 +155,10 @@ def test_extension_without_a_registered_host_says_so(
         page.click("#ca-hebca")
         page.wait_for_selector("#status[data-code='extension_host_missing']", timeout=15_000)
         assert page.get_attribute("#status-action", "href") == "certhelper://doctor"
+        legacy = rig.page()  # the unchanged legacy page says the same
+        legacy.goto(f"{rig.origin}/ish/legacy")
+        legacy.wait_for_selector("#status[data-code='extension_host_missing']", timeout=15_000)
+        assert legacy.get_attribute("#status-action", "href") == "certhelper://doctor"
         assert prompter.pins == []
 
 

@@ -19,6 +19,7 @@
     helper_unreachable: ["certhelper://start", "启动证书助手 (start certhelper)"],
     lna_blocked: DOCTOR,
     port_taken: DOCTOR,
+    extension_host_missing: DOCTOR,
   };
   let waiting = false;
   const select = $("#cert-select");
