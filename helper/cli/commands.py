@@ -231,6 +231,8 @@ def cmd_run(args: argparse.Namespace, config: Config, factory: Factory) -> int:
 
     claim = control.claim()  # before anything slow: a second start only says hello
     if isinstance(claim, control.Running):
+        if getattr(args, "background", False):
+            return 0  # started by a program, not the user: no window to show
         reply = control.request({"cmd": "show", "window": "mycerts"}, claim.dir)
         if not reply.get("ok"):
             raise control.DaemonUnavailable(detail=str(reply.get("error")))

@@ -107,8 +107,14 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("serve", help="启动本机服务，供网上大厅调用 (run the localhost bridge)")
     s.add_argument("--port", type=int, help="HTTPS/WSS port (default 17213 or the config's)")
 
-    sub.add_parser(
+    s = sub.add_parser(
         "run", help="启动证书助手：托盘图标 + 本机服务 (the desktop daemon: tray and bridge)"
+    )
+    s.add_argument(
+        "--background",
+        action="store_true",
+        help="已在运行时静默退出，供其他程序启动用 (if it runs already, exit quietly: "
+        "for programs that start the helper, e.g. the browser's native host)",
     )
 
     s = sub.add_parser(

@@ -229,6 +229,18 @@ class Running:
     dir: Path
 
 
+def daemon_running(directory: Path | None = None) -> bool:
+    """Whether a daemon holds the endpoint (it may still be starting, or be slow to
+    answer): whoever would start one must not start a second."""
+    directory = control_dir() if directory is None else directory
+    try:
+        fd = os.open(directory / LOCK_NAME, os.O_RDWR)
+    except OSError:
+        return False  # no lock file: nobody ever claimed this directory
+    with os.fdopen(fd, "r+b", buffering=0) as lock_file:
+        return not _try_lock(lock_file)  # closing the file drops a lock we got
+
+
 def claim(directory: Path | None = None, *, transport: str | None = None) -> Claim | Running:
     """Become the daemon (a :class:`Claim`), or learn that one runs (:class:`Running`)."""
     directory = control_dir() if directory is None else directory

@@ -20,6 +20,7 @@ import importlib.util
 import logging
 import os
 import sys
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -260,7 +261,11 @@ class Tray:
         """Show the icon and handle its events until :meth:`stop` (main thread).
         ``on_ready`` is called (on another thread) once the icon is shown."""
 
+        failed = threading.Event()
+
         def setup(icon: Any) -> None:
+            if failed.is_set():
+                return
             icon.visible = True
             _set_tooltip(self.backend, icon, self.state.tooltip)
             if on_ready is not None:
@@ -269,6 +274,8 @@ class Tray:
         try:
             self._icon.run(setup=setup)
         except Exception:
+            failed.set()
+            _release_setup_thread(self._icon)
             if not self._stopping:
                 raise
             # pystray's GTK backends close their last notification on the way out,
@@ -279,3 +286,14 @@ class Tray:
         self._stopping = True
         with contextlib.suppress(Exception):
             self._icon.stop()
+
+
+def _release_setup_thread(icon: Any) -> None:
+    """pystray starts its setup thread (not a daemon thread) before the backend, and
+    that thread waits until the icon is ready. A backend that fails first (e.g. GTK
+    without a session bus) leaves it waiting for ever, and the process could never
+    exit: hand it the ready signal (it then finds ``failed`` set and returns)."""
+    thread = getattr(icon, "_setup_thread", None)
+    queue = getattr(icon, "_Icon__queue", None)  # pystray's private ready queue
+    if thread is not None and thread.is_alive() and queue is not None:
+        queue.put(False)

@@ -131,6 +131,19 @@ def test_second_run_reaches_the_first(
     assert h.stop() == 0
 
 
+def test_background_run_while_one_runs_exits_quietly(
+    start_daemon: Any, home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`certhelper run --background` (what the browser's native host starts): no second
+    daemon and no window on the user's desk."""
+    h: Harness = start_daemon([healthy_key()])
+    assert cli_main(["run", "--background"]) == 0
+    assert ALREADY_RUNNING not in capsys.readouterr().out
+    time.sleep(0.5)
+    assert h.windows.opened == []
+    assert h.stop() == 0
+
+
 def test_initial_pin_login(start_daemon: Any) -> None:
     h: Harness = start_daemon([healthy_key()])
     h.wait_state("normal")

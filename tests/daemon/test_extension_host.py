@@ -212,3 +212,62 @@ def test_a_frame_of_exactly_64_kib_still_arrives(start_daemon: Any) -> None:
     host.send({"frame": json.dumps({"id": 9, "method": "certificates.list", "params": {}})})
     assert json.loads(host.recv()["frame"])["id"] == 9
     assert host.close() == 0
+
+
+def test_a_slow_daemon_is_waited_for_not_doubled(monkeypatch: Any) -> None:
+    """The daemon holds the endpoint but answers late (starting, busy machine): the
+    host waits for it and never starts a second ``certhelper run``."""
+    import tempfile
+    import time
+
+    from helper.bridge.extension import host as host_mod
+    from helper.services import control
+    from tests.services.test_control import Served
+
+    spawned: list[Any] = []
+    monkeypatch.setattr(host_mod.subprocess, "Popen", lambda *a, **k: spawned.append(a))
+    with tempfile.TemporaryDirectory(prefix="ch-") as d:
+        cdir = Path(d) / "certhelper"
+        monkeypatch.setattr(control, "control_dir", lambda: cdir)
+        first = control.claim(cdir)
+        assert isinstance(first, control.Claim)
+        box: dict[str, Any] = {}
+        t = threading.Thread(
+            target=lambda: box.update(got=host_mod.connect_daemon({"cmd": "extension"}))
+        )
+        t.start()
+        time.sleep(1.5)  # well past the host's quick first attempt
+        served = Served(first)
+        try:
+            t.join(10)
+            sock, _stream = box["got"]
+            sock.close()
+        finally:
+            served.close()
+    assert spawned == []
+
+
+def test_no_daemon_starts_one_in_the_background(monkeypatch: Any) -> None:
+    import tempfile
+
+    from helper.bridge.extension import host as host_mod
+    from helper.services import control
+    from tests.services.test_control import Served
+
+    started: list[Any] = []
+    with tempfile.TemporaryDirectory(prefix="ch-") as d:
+        cdir = Path(d) / "certhelper"
+        monkeypatch.setattr(control, "control_dir", lambda: cdir)
+
+        def popen(argv: list[str], **kw: Any) -> None:  # "the daemon starts"
+            started.append(argv)
+            got = control.claim(cdir)
+            assert isinstance(got, control.Claim)
+            started.append(Served(got))
+
+        monkeypatch.setattr(host_mod.subprocess, "Popen", popen)
+        sock, _stream = host_mod.connect_daemon({"cmd": "extension"})
+        sock.close()
+        started[1].close()
+    assert started[0][-1] == "from helper.cli.main import main; main(['run', '--background'])"
+    assert started[0][0] == sys.executable

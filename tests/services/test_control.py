@@ -77,6 +77,21 @@ def test_first_claims_second_finds_it(cdir: Path) -> None:
     again.close()
 
 
+def test_daemon_running_follows_the_claim(cdir: Path) -> None:
+    assert control.daemon_running(cdir / "never") is False
+    first = claim(cdir)
+    assert isinstance(first, Claim)
+    try:
+        assert control.daemon_running(cdir) is True
+        assert control.daemon_running(cdir) is True  # asking does not take the lock
+    finally:
+        first.close()
+    assert control.daemon_running(cdir) is False
+    again = claim(cdir)  # and asking left nothing behind that blocks the next daemon
+    assert isinstance(again, Claim)
+    again.close()
+
+
 def test_modes(cdir: Path) -> None:
     got = claim(cdir)
     assert isinstance(got, Claim)

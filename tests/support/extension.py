@@ -15,9 +15,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import os
+import signal
 import socket
 import stat
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,6 +39,7 @@ from helper.services.tls import ensure_identity, ssl_context
 from helper.services.tokens import ModuleStatus
 from tests.support.browser import ARGS, CHROMIUM, LoopThread
 from tests.support.doubles import SharedTokens
+from tests.support.procs import alive
 from tests.support.tokens import Fixtures
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -50,6 +54,7 @@ def host_manifest(home: Path, runtime: Path, profile: Path) -> None:
     launcher = home / "certhelper-native-host"
     launcher.write_text(
         "#!/bin/sh\n"
+        f"echo $$ >> '{home}/hosts.pids'\n"  # exec keeps the pid: teardown waits for it
         f"export XDG_RUNTIME_DIR='{runtime}' PYTHONPATH='{ROOT}'\n"
         f"exec '{sys.executable}' -c 'from helper.cli.main import main; "
         f"raise SystemExit(main())' native-host \"$@\" 2>>'{home}/host.log'\n"
@@ -68,6 +73,19 @@ def host_manifest(home: Path, runtime: Path, profile: Path) -> None:
             }
         )
     )
+
+
+def _wait_hosts(pids: Path, timeout: float = 15) -> None:
+    """Every native host the browser started has exited (before the control listener
+    closes: a host still reading its last ``open`` would otherwise find no daemon and
+    start a real ``certhelper run`` on the default ports)."""
+    end = time.monotonic() + timeout
+    for pid in (int(x) for x in (pids.read_text().split() if pids.exists() else [])):
+        while alive(pid):
+            if time.monotonic() > end:
+                os.kill(pid, signal.SIGKILL)
+                raise AssertionError(f"native host {pid} did not exit")
+            time.sleep(0.05)
 
 
 @dataclass
@@ -193,6 +211,7 @@ def _start(
     profile = tmp / "profile"
     if register_host:
         host_manifest(home, runtime, profile)
+    stack.callback(_wait_hosts, home / "hosts.pids")
     pw = sync_api.sync_playwright().start()
     stack.callback(pw.stop)
     context = pw.chromium.launch_persistent_context(

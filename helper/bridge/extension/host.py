@@ -33,24 +33,29 @@ from .framing import Decoder, FrameTooLarge, FramingError, ReplyTooLarge, encode
 
 log = logging.getLogger(__name__)
 
+#: seconds to wait for a daemon that is starting
+START_TIMEOUT = 30.0
 Connector = Callable[[dict[str, Any]], tuple[socket.socket, IO[bytes]]]
 
 
 def connect_daemon(message: dict[str, Any]) -> tuple[socket.socket, IO[bytes]]:
-    """Open an ``extension`` stream to the daemon, starting ``certhelper run``
-    detached when none answers."""
+    """Open an ``extension`` stream to the daemon. A daemon that holds the endpoint
+    but is slow (starting, busy machine) is waited for; only when none holds it is
+    ``certhelper run --background`` started detached (it outlives this host, and
+    exits quietly if another host started one first)."""
     try:
         return control.open_stream(message, timeout=0.5)
     except control.DaemonUnavailable:
-        pass
+        if control.daemon_running():
+            return control.open_stream(message, timeout=START_TIMEOUT)
     subprocess.Popen(
-        [sys.executable, "-c", "from helper.cli.main import main; main(['run'])"],
+        [sys.executable, "-c", "from helper.cli.main import main; main(['run', '--background'])"],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    return control.open_stream(message, timeout=30.0)
+    return control.open_stream(message, timeout=START_TIMEOUT)
 
 
 class NativeHost:
