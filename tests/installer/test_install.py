@@ -65,8 +65,11 @@ def test_install_twice_then_uninstall_restores_home(home: Home) -> None:
     second = home.run("install")
     assert "已完成" not in second.stdout and "已存在" in second.stdout
     assert home.snapshot() == after_first
+    assert "[已存在 unchanged] 浏览器扩展连接 native messaging host" in second.stdout
 
-    home.run("uninstall")
+    out = home.run("uninstall").stdout
+    assert "[已完成 done] 浏览器扩展连接 native messaging host: 已删除 removed" in out, out
+    assert "[已完成 done] 扩展本机程序 native host launcher: 已删除 removed" in out, out
     assert home.snapshot() == before
 
 
