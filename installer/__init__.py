@@ -10,6 +10,10 @@ exists (``<data dir>/tls``), then
   certhelper-url.desktop`` (``MimeType=x-scheme-handler/p11;x-scheme-handler/certhelper;``,
   ``Exec=certhelper open-url %u``), made the default with ``xdg-mime default`` and
   checked with ``xdg-mime query default``; ``update-desktop-database`` when present;
+- the browser extension's native-messaging host ``org.certhelper.host``: a launcher
+  ``<data dir>/certhelper-native-host`` and user-level host manifests for Chromium,
+  Chrome, Edge (``allowed_origins``) and Firefox (``allowed_extensions``)
+  (installer/native_host.py);
 - TLS trust: the local CA in ``~/.pki/nssdb`` (created when missing) and in every
   Firefox profile with a ``cert9.db``, through ``certutil`` (libnss3-tools);
 - ``--system`` (root): also ``/usr/local/share/ca-certificates/certhelper-local-ca.crt``

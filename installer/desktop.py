@@ -44,11 +44,16 @@ def exec_line(*args: str, field_code: str | None = None) -> str:
     return " ".join(parts)
 
 
-def write_if_changed(path: Path, text: str, manifest: Manifest, *, dry_run: bool) -> str:
-    """Write ``text`` to ``path`` (0644) unless it already holds it.
+def write_if_changed(
+    path: Path, text: str, manifest: Manifest, *, dry_run: bool, mode: int | None = None
+) -> str:
+    """Write ``text`` to ``path`` (0644, or ``mode``) unless it already holds it (and,
+    when ``mode`` is given, has that mode).
     Returns "exists" or "done"; a file this call creates goes in the manifest."""
     try:
-        if path.read_text("utf-8") == text:
+        if path.read_text("utf-8") == text and (
+            mode is None or path.stat().st_mode & 0o7777 == mode
+        ):
             return "exists"
     except (OSError, UnicodeDecodeError):
         pass
@@ -60,7 +65,7 @@ def write_if_changed(path: Path, text: str, manifest: Manifest, *, dry_run: bool
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
         f.write(text)
-    os.chmod(tmp, 0o644)
+    os.chmod(tmp, 0o644 if mode is None else mode)
     os.replace(tmp, path)
     if created:
         manifest.add_file(path)

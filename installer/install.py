@@ -1,7 +1,8 @@
 """``certhelper install`` / ``certhelper uninstall`` (overview in installer/__init__.py).
 
 User level by default: autostart entry, URL scheme handler and its xdg-mime defaults,
-the local CA in the user's NSS databases. ``--system`` (root) also puts the CA in the
+the browser extension's native-messaging host (installer/native_host.py), the local CA
+in the user's NSS databases. ``--system`` (root) also puts the CA in the
 system trust store. Every change is recorded in the manifest (installer/manifest.py);
 ``uninstall`` undoes exactly those. Running ``install`` twice changes nothing the
 second time.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from installer import autostart, nss, paths, polkit, schemes, system_trust
+from installer import autostart, native_host, nss, paths, polkit, schemes, system_trust
 from installer import manifest as manifest_mod
 from installer import policy as browser_policy
 from installer.context import InstallContext
@@ -78,6 +79,10 @@ def install(ctx: InstallContext, *, system: bool = False, dry_run: bool = False)
     ca_pem = _identity(ctx, report, dry_run=dry_run)
     report.add(autostart.install(manifest, dry_run=dry_run))
     report.extend(schemes.install(manifest, dry_run=dry_run))
+    if ctx.native_host is not None:
+        report.extend(
+            native_host.install(ctx.native_host, ctx.launcher_file, manifest, dry_run=dry_run)
+        )
     if ca_pem is not None:
         report.extend(nss.install(ca_pem, manifest, dry_run=dry_run))
     else:
@@ -102,6 +107,7 @@ def uninstall(ctx: InstallContext, *, system: bool = False, dry_run: bool = Fals
         return report
     report.add(autostart.uninstall(manifest, dry_run=dry_run))
     report.extend(schemes.uninstall(manifest, dry_run=dry_run))
+    report.extend(native_host.uninstall(ctx.launcher_file, manifest, dry_run=dry_run))
     report.extend(nss.uninstall(manifest, dry_run=dry_run))
     if manifest.policy_root:
         if system:

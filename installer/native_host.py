@@ -1,69 +1,121 @@
-"""The native-messaging host manifests for the browser extension (user level).
+"""The browser extension's native-messaging host, registered at user level.
 
-Chromium-family browsers: ``allowed_origins`` = our extension only; Firefox:
-``allowed_extensions``. ``path`` is a small launcher that runs
-``certhelper native-host``. The caller passes everything (the installer imports
-nothing from helper).
+``certhelper install`` writes a launcher (``<data dir>/certhelper-native-host``, a
+``/bin/sh`` script that execs the command in :class:`NativeHostSpec`) and one host
+manifest per browser family, named after the host (``org.certhelper.host.json``):
+
+- Chromium, Google Chrome, Microsoft Edge: ``$XDG_CONFIG_HOME/<browser>/
+  NativeMessagingHosts/`` (the browsers' user data directories follow XDG_CONFIG_HOME),
+  ``allowed_origins`` = ``chrome-extension://<ID>/`` for our extension IDs only;
+- Firefox: ``~/.mozilla/native-messaging-hosts/``, ``allowed_extensions`` = our add-on IDs.
+
+Every file is written through :func:`installer.desktop.write_if_changed`, so a second
+install reports "exists" and the install manifest lists exactly what ``uninstall``
+removes. The caller passes everything (the installer imports nothing from helper).
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shlex
 from pathlib import Path
+from typing import Any
+
+from installer import paths
+from installer.context import NativeHostSpec
+from installer.desktop import remove_recorded, write_if_changed
+from installer.manifest import Manifest
+from installer.report import Step
 
 HOST_NAME = "org.certhelper.host"
-#: Linux user-level directories (relative to HOME) per browser
-CHROMIUM_DIRS = (
-    ".config/chromium/NativeMessagingHosts",
-    ".config/google-chrome/NativeMessagingHosts",
-    ".config/microsoft-edge/NativeMessagingHosts",
-)
+HOST_FILE = f"{HOST_NAME}.json"
+NAME = "浏览器扩展连接 native messaging host"
+LAUNCHER_STEP = "扩展本机程序 native host launcher"
+#: Chromium-family browsers: the directory under $XDG_CONFIG_HOME (= the user data dir)
+CHROMIUM_FAMILIES: dict[str, str] = {
+    "chromium": "chromium",
+    "google-chrome": "google-chrome",
+    "microsoft-edge": "microsoft-edge",
+}
+FIREFOX = "firefox"
 FIREFOX_DIR = ".mozilla/native-messaging-hosts"
 
 
-def write_launcher(path: Path, command: list[str]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("#!/bin/sh\nexec " + shlex.join(command) + ' native-host "$@"\n', "utf-8")
-    path.chmod(0o755)
-    return path
+def manifest_paths(home: Path, config_home: Path) -> dict[str, Path]:
+    """Browser family -> where its user-level host manifest lives."""
+    out = {
+        family: config_home / d / "NativeMessagingHosts" / HOST_FILE
+        for family, d in CHROMIUM_FAMILIES.items()
+    }
+    out[FIREFOX] = home / FIREFOX_DIR / HOST_FILE
+    return out
 
 
-def install(
-    home: Path, launcher: Path, extension_id: str, firefox_id: str | None = None
-) -> list[Path]:
-    """Write every manifest; return the files written."""
-    written = []
-    base: dict[str, object] = {
+def launcher_text(spec: NativeHostSpec) -> str:
+    lines = [
+        "#!/bin/sh",
+        f"# {HOST_NAME}: started by the browser for the certhelper extension",
+        "# (written by `certhelper install`; removed by `certhelper uninstall`)",
+    ]
+    lines += [f"export {k}={shlex.quote(v)}" for k, v in spec.env]
+    lines.append(f'exec {shlex.join(spec.command)} "$@"')
+    return "\n".join(lines) + "\n"
+
+
+def manifest_body(family: str, launcher: Path, spec: NativeHostSpec) -> dict[str, Any]:
+    body: dict[str, Any] = {
         "name": HOST_NAME,
-        "description": "certhelper",
+        "description": "certhelper (证书助手)",
         "path": str(launcher),
         "type": "stdio",
     }
-    for rel in CHROMIUM_DIRS:
-        target = home / rel / f"{HOST_NAME}.json"
-        body = dict(base, allowed_origins=[f"chrome-extension://{extension_id}/"])
-        written.append(_write(target, body))
-    if firefox_id:
-        target = home / FIREFOX_DIR / f"{HOST_NAME}.json"
-        written.append(_write(target, dict(base, allowed_extensions=[firefox_id])))
-    return written
+    if family == FIREFOX:
+        body["allowed_extensions"] = list(spec.firefox_ids)
+    else:
+        body["allowed_origins"] = [f"chrome-extension://{i}/" for i in spec.chromium_ids]
+    return body
 
 
-def uninstall(home: Path) -> list[Path]:
-    removed = []
-    for rel in (*CHROMIUM_DIRS, FIREFOX_DIR):
-        target = home / rel / f"{HOST_NAME}.json"
-        if target.exists():
-            target.unlink()
-            removed.append(target)
-    return removed
+def manifest_text(family: str, launcher: Path, spec: NativeHostSpec) -> str:
+    return json.dumps(manifest_body(family, launcher, spec), ensure_ascii=False, indent=2) + "\n"
 
 
-def _write(target: Path, body: dict[str, object]) -> Path:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_suffix(".tmp")
-    tmp.write_text(json.dumps(body, indent=2), "utf-8")
-    os.replace(tmp, target)
-    return target
+def families(spec: NativeHostSpec) -> list[str]:
+    """The families ``spec`` has IDs for."""
+    out = list(CHROMIUM_FAMILIES) if spec.chromium_ids else []
+    return [*out, FIREFOX] if spec.firefox_ids else out
+
+
+def install(
+    spec: NativeHostSpec, launcher: Path, manifest: Manifest, *, dry_run: bool = False
+) -> list[Step]:
+    """Write the launcher and the host manifests (only what differs)."""
+    if not dry_run:
+        launcher.parent.mkdir(parents=True, exist_ok=True, mode=0o700)  # certhelper's own
+    status = write_if_changed(launcher, launcher_text(spec), manifest, dry_run=dry_run, mode=0o755)
+    steps = [Step(LAUNCHER_STEP, "exists" if status == "exists" else "done", str(launcher))]
+    where = manifest_paths(paths.home(), paths.config_home())
+    changed = []
+    for family in families(spec):
+        text = manifest_text(family, launcher, spec)
+        if write_if_changed(where[family], text, manifest, dry_run=dry_run) == "done":
+            changed.append(where[family])
+    if changed:
+        steps.append(Step(NAME, "done", ", ".join(map(str, changed))))
+    else:
+        listed = ", ".join(str(where[f]) for f in families(spec))
+        steps.append(Step(NAME, "exists", listed or "-"))
+    return steps
+
+
+def uninstall(launcher: Path, manifest: Manifest, *, dry_run: bool = False) -> list[Step]:
+    """Remove the host manifests and the launcher that install created (and only those)."""
+    where = manifest_paths(paths.home(), paths.config_home())
+    removed = [p for p in where.values() if remove_recorded(p, manifest, dry_run=dry_run) == "done"]
+    if removed:
+        steps = [Step(NAME, "done", "已删除 removed " + ", ".join(map(str, removed)))]
+    else:
+        steps = [Step(NAME, "skipped", "未由安装程序添加 not added by install")]
+    if remove_recorded(launcher, manifest, dry_run=dry_run) == "done":
+        steps.append(Step(LAUNCHER_STEP, "done", f"已删除 removed {launcher}"))
+    return steps

@@ -374,6 +374,16 @@ def cmd_native_host(args: argparse.Namespace, config: Config, factory: Factory) 
     return host_main()
 
 
+def cmd_extension(args: argparse.Namespace, config: Config, factory: Factory) -> int:
+    from helper.webext.build import build_extension, source_dir
+
+    out = build_extension(source_dir(), Path(args.out), config.page_origins(), args.browser)
+    print(f"已生成 (written): {out} [{args.browser}]")
+    for origin in config.page_origins():
+        print(f"  {origin}")
+    return 0
+
+
 HANDLERS: dict[str, Callable[[argparse.Namespace, Config, Factory], int]] = {
     "list": cmd_list,
     "show": cmd_show,
@@ -383,6 +393,7 @@ HANDLERS: dict[str, Callable[[argparse.Namespace, Config, Factory], int]] = {
     "serve": cmd_serve,
     "run": cmd_run,
     "native-host": cmd_native_host,
+    "extension": cmd_extension,
     "demo-hall": cmd_demo_hall,
     "demo-ca": cmd_demo_ca,
     "demo": cmd_demo,

@@ -123,6 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     # Chromium passes the caller (chrome-extension://ID/), Firefox the manifest path and ID
     s.add_argument("caller", nargs="*", help=argparse.SUPPRESS)
 
+    s = sub.add_parser("extension", help="浏览器扩展 (the browser extension)")
+    ext = s.add_subparsers(dest="action", metavar="ACTION", required=True)
+    b = ext.add_parser(
+        "build",
+        help="生成只在已配置网址上运行的扩展 (write the unpacked extension for the configured "
+        "hall and CA origins)",
+    )
+    b.add_argument("--browser", choices=("chromium", "firefox"), default="chromium")
+    b.add_argument("--out", required=True, metavar="DIR", help="输出目录 (output directory)")
+
     s = sub.add_parser("origins", help="网站授权管理 (sites allowed or denied)")
     s.add_argument("action", nargs="?", choices=("list", "revoke"), default="list")
     s.add_argument("origin", nargs="?", help="the origin to revoke, e.g. https://example.cn")

@@ -17,5 +17,15 @@ def _ensure_ca() -> tuple[Path, bool]:
 
 
 def install_context(config: Config | None = None) -> InstallContext:
-    origins = tuple(config.page_origins()) if config is not None else ()
-    return InstallContext(data_dir=data_dir(), page_origins=origins, ensure_ca=_ensure_ca)
+    """With a config (``certhelper install``/``uninstall``): everything, the extension's
+    native host included. Without one (re-trusting a new CA): only the data dir and CA."""
+    if config is None:
+        return InstallContext(data_dir=data_dir(), ensure_ca=_ensure_ca)
+    from helper.webext.host import native_host_spec
+
+    return InstallContext(
+        data_dir=data_dir(),
+        page_origins=tuple(config.page_origins()),
+        ensure_ca=_ensure_ca,
+        native_host=native_host_spec(),
+    )

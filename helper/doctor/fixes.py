@@ -1,7 +1,8 @@
 """修复: apply the fixes findings name (``Finding.fix_id``, listed in ``FIXES``).
 
 User-level fixes call the installer's own functions (the same code as ``certhelper
-install``): NSS trust of the local CA, autostart, URL schemes; and start or restart
+install``): NSS trust of the local CA, autostart, URL schemes, the extension's native
+host; and start or restart
 the daemon. Root fixes run ``certhelper-admin`` through polkit
 (:mod:`installer.elevate`): the browser policy and the system trust store. Every change
 is recorded in the install manifest, so ``certhelper uninstall`` undoes it.
@@ -19,11 +20,11 @@ from typing import Any
 
 from helper.config import Config
 from helper.doctor.checks.base import FIXES, DoctorEnv, Finding
-from installer import autostart, elevate, nss, schemes
+from installer import autostart, elevate, native_host, nss, schemes
 from installer import manifest as manifest_mod
 from installer import policy as browser_policy
 from installer.admin import SYSTEM_CA_FILE
-from installer.context import MANIFEST_NAME
+from installer.context import LAUNCHER_NAME, MANIFEST_NAME
 from installer.desktop import certhelper_command
 from installer.report import Step
 
@@ -107,6 +108,15 @@ def _trust_local_ca(ctx: FixContext) -> FixOutcome:
     ca = identity.paths.ca_cert
     steps = _with_manifest(ctx, lambda m: nss.install(ca, m))
     return _steps_outcome("trust-local-ca", steps)
+
+
+def _native_host(ctx: FixContext) -> FixOutcome:
+    """(Re)write the launcher and the host manifests, as ``certhelper install`` does."""
+    from helper.webext.host import native_host_spec
+
+    spec, launcher = native_host_spec(), ctx.env.data_dir / LAUNCHER_NAME
+    steps = _with_manifest(ctx, lambda m: native_host.install(spec, launcher, m))
+    return _steps_outcome("native-host", steps)
 
 
 def _ping(ctx: FixContext) -> bool:
@@ -204,6 +214,7 @@ APPLY: dict[str, Callable[[FixContext], FixOutcome]] = {
     "url-schemes": lambda ctx: _steps_outcome(
         "url-schemes", _with_manifest(ctx, lambda m: schemes.install(m))
     ),
+    "native-host": _native_host,
     "browser-policy": _browser_policy,
     "system-trust": _system_trust,
 }

@@ -2,7 +2,7 @@
 
 The doctor only reads: it never tries a PIN and never writes to a token. PIN
 states come from the token flags alone. The machine checks (daemon, TLS, NSS,
-autostart, URL schemes, browser policy, USB keys) live in
+autostart, URL schemes, the extension's native host, browser policy, USB keys) live in
 ``helper.doctor.checks`` and read the machine through a
 :class:`DoctorEnv`, so tests can point them at fake trees. See docs/doctor.md.
 """
@@ -21,6 +21,7 @@ from helper.doctor.checks import (
     Level,
     autostart_findings,
     daemon_findings,
+    native_host_findings,
     nss_findings,
     policy_findings,
     scheme_findings,
@@ -200,6 +201,7 @@ MACHINE_CHECKS: tuple[tuple[str, Check], ...] = (
     ("nss", nss_findings),
     ("autostart", autostart_findings),
     ("url_schemes", scheme_findings),
+    ("native_host", native_host_findings),
     ("browser_policy", policy_findings),
 )
 

@@ -49,6 +49,7 @@ def by_code(findings):  # type: ignore[no-untyped-def]
 
 def test_every_fix_id_is_known_and_named_by_a_finding(home: Home) -> None:
     home.ensure_identity()
+    (home.home / ".config" / "chromium").mkdir(parents=True)  # a browser, PATH or not
     env = doctor_env(home)
     found = machine_findings(Config(), env)
     for f in found:
@@ -67,8 +68,10 @@ def test_every_fix_id_is_known_and_named_by_a_finding(home: Home) -> None:
         assert word not in policy.message
     assert "OverrideSecurityRestrictionsOnInsecureOrigin" in policy.detail
     assert codes["daemon_not_running"].fix_id == "start-helper"
+    assert codes["native_host_missing"].fix_id == "native-host"
     assert fixes_for(found) == [
-        "trust-local-ca", "start-helper", "autostart", "url-schemes", "browser-policy"
+        "trust-local-ca", "start-helper", "autostart", "url-schemes", "native-host",
+        "browser-policy",
     ]  # fmt: skip
 
 

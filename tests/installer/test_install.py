@@ -3,12 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
+import struct
+import subprocess
 from pathlib import Path
 
 import keyring.backends.fail
 from cryptography import x509
 
 from helper.services.tls import ensure_identity
+from helper.webext.ids import CHROMIUM_EXTENSION_ID, FIREFOX_ADDON_ID
+from installer.native_host import manifest_paths
 from installer.nss import nickname
 from tests.support.installer import Home
 
@@ -54,14 +59,53 @@ def test_install_twice_then_uninstall_restores_home(home: Home) -> None:
     assert nss_nicknames(home, home.nssdb) == [ca_nick(home)]
     listing = home.tool("certutil", "-L", "-d", f"sql:{home.nssdb}").stdout
     assert "C,," in listing
+    check_native_host(home)
 
     after_first = home.snapshot()
     second = home.run("install")
     assert "已完成" not in second.stdout and "已存在" in second.stdout
     assert home.snapshot() == after_first
+    assert "[已存在 unchanged] 浏览器扩展连接 native messaging host" in second.stdout
 
-    home.run("uninstall")
+    out = home.run("uninstall").stdout
+    assert "[已完成 done] 浏览器扩展连接 native messaging host: 已删除 removed" in out, out
+    assert "[已完成 done] 扩展本机程序 native host launcher: 已删除 removed" in out, out
     assert home.snapshot() == before
+
+
+def frame(obj: object) -> bytes:
+    data = json.dumps(obj).encode()
+    return struct.pack("<I", len(data)) + data
+
+
+def check_native_host(h: Home) -> None:
+    """The host manifests admit exactly our extension; their launcher runs the real
+    host module, as the browser would start it (another directory, the caller argument)."""
+    launcher = h.data / "certhelper-native-host"
+    files = manifest_paths(h.home, h.home / ".config")
+    for family, path in files.items():
+        body = json.loads(path.read_text("utf-8"))
+        assert body["name"] == "org.certhelper.host" and body["type"] == "stdio"
+        assert body["path"] == str(launcher)
+        if family == "firefox":
+            assert body["allowed_extensions"] == [FIREFOX_ADDON_ID]
+        else:
+            assert body["allowed_origins"] == [f"chrome-extension://{CHROMIUM_EXTENSION_ID}/"]
+    assert os.access(launcher, os.X_OK)
+    # a frame before "open": the host answers bad_request without reaching any daemon
+    proc = subprocess.run(
+        [str(launcher), f"chrome-extension://{CHROMIUM_EXTENSION_ID}/"],
+        input=frame({"frame": "{}"}),
+        capture_output=True,
+        cwd="/",
+        env=h.env,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    (size,) = struct.unpack("<I", proc.stdout[:4])
+    assert size == len(proc.stdout) - 4, proc.stderr
+    assert json.loads(proc.stdout[4:]) == {"error": {"code": "bad_request"}}
 
 
 def test_uninstall_keeps_what_was_there(home: Home) -> None:
@@ -187,6 +231,8 @@ def test_dry_run_changes_nothing(home: Home) -> None:
     assert "演练" in out and "自启动" in out
     # a dry run did nothing: it never says 已完成 (done), only what it would do
     assert "已完成" not in out and "[将执行 would do] 自启动" in out, out
+    assert "[将执行 would do] 浏览器扩展连接 native messaging host" in out, out
+    assert ".mozilla/native-messaging-hosts/org.certhelper.host.json" in out
     assert home.snapshot() == before
 
 

@@ -47,6 +47,8 @@ FIXES: dict[str, FixInfo] = {
         FixInfo("restart-helper", "重启证书助手 (restart the helper)"),
         FixInfo("autostart", "设置开机自动启动 (start with the computer)"),
         FixInfo("url-schemes", "让网页能打开证书助手 (handle p11:// and certhelper:// links)"),
+        FixInfo("native-host", "让浏览器扩展连接证书助手 (register the extension's native host)",
+                browser="reload"),
         FixInfo("browser-policy", "允许网上大厅连接证书助手 (let the halls reach the helper)",
                 needs_root=True, browser="restart"),
         FixInfo("system-trust", "让系统信任证书助手 (trust the local certificate system-wide)",
