@@ -5,6 +5,7 @@ that types the PIN into the real Tk dialog."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -98,9 +99,13 @@ def test_native_login_through_the_extension(
     tmp_path: Path, driver: Any, fixtures: Fixtures
 ) -> None:
     """certhelper.js finds the extension and uses it instead of wss://127.0.0.1:17213:
-    the login token is bound to the origin the browser reported."""
+    the login token is bound to the origin the browser reported. Set up as a user's
+    machine is: the host registered by the installer, the extension built for the hall
+    from the configuration."""
     prompter = PrompterDouble(company_cert_id(fixtures))
-    with extension_rig(tmp_path, driver, fixtures, prompter) as rig:
+    with extension_rig(tmp_path, driver, fixtures, prompter, installed=True) as rig:
+        manifest = json.loads((tmp_path / "built-extension" / "manifest.json").read_text())
+        assert manifest["host_permissions"] == [f"{rig.origin}/*"]
         page = rig.page()
         _native_login(rig, page)
         _logged_in(rig, page)

@@ -54,7 +54,6 @@ def host_manifest(home: Path, runtime: Path, profile: Path) -> None:
     launcher = home / "certhelper-native-host"
     launcher.write_text(
         "#!/bin/sh\n"
-        f"echo $$ >> '{home}/hosts.pids'\n"  # exec keeps the pid: teardown waits for it
         f"export XDG_RUNTIME_DIR='{runtime}' PYTHONPATH='{ROOT}'\n"
         f"exec '{sys.executable}' -c 'from helper.cli.main import main; "
         f"raise SystemExit(main())' native-host \"$@\" 2>>'{home}/host.log'\n"
@@ -75,17 +74,61 @@ def host_manifest(home: Path, runtime: Path, profile: Path) -> None:
     )
 
 
-def _wait_hosts(pids: Path, timeout: float = 15) -> None:
+def _hosts_of(home: Path) -> list[int]:
+    """The native hosts running for this rig (their HOME is the rig's)."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes()
+            env = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (b"native-host" in cmd or b"extension.host" in cmd) and (
+            b"HOME=" + str(home).encode() in env
+        ):
+            found.append(int(proc.name))
+    return found
+
+
+def _wait_hosts(home: Path, timeout: float = 15) -> None:
     """Every native host the browser started has exited (before the control listener
     closes: a host still reading its last ``open`` would otherwise find no daemon and
     start a real ``certhelper run`` on the default ports)."""
     end = time.monotonic() + timeout
-    for pid in (int(x) for x in (pids.read_text().split() if pids.exists() else [])):
+    for pid in _hosts_of(home):
         while alive(pid):
             if time.monotonic() > end:
                 os.kill(pid, signal.SIGKILL)
                 raise AssertionError(f"native host {pid} did not exit")
             time.sleep(0.05)
+
+
+def _install_for_real(home: Path, runtime: Path, origin: str, ext_dir: Path) -> Path:
+    """What a user's machine has after `certhelper install` and `certhelper extension
+    build`: the installer's own launcher and host manifests under this HOME, and the
+    extension generated for the configured hall. Returns Chromium's user data dir
+    (``$XDG_CONFIG_HOME/chromium``, where the installer put the host manifest)."""
+    from helper.webext.build import build_extension
+    from helper.webext.host import native_host_spec
+    from installer import native_host
+    from installer.manifest import Manifest
+
+    saved = {k: os.environ.get(k) for k in ("HOME", "XDG_CONFIG_HOME")}
+    os.environ.update(HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"))
+    try:
+        native_host.install(
+            native_host_spec(), home / "data" / "certhelper-native-host", Manifest()
+        )
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+    build_extension(EXT, ext_dir, [origin], "chromium")
+    return home / ".config" / "chromium"
 
 
 @dataclass
@@ -130,12 +173,24 @@ def extension_rig(
     hebca_port: int | None = None,
     register_host: bool = True,
     extra_origins: tuple[str, ...] = (),
+    installed: bool = False,
 ) -> Iterator[ExtensionRig]:
-    """Everything up for the ``with`` block. ``hebca_port=0`` also
+    """Everything up for the ``with`` block. ``installed``: the host registered by the
+    installer's own code and the extension built for the hall by ``certhelper extension
+    build`` (else a hand-written host manifest and extension/ as it is in the source).
+    ``hebca_port=0`` also
     serves the HEBCA WebSocket endpoint on a free port (the control test's direct path)."""
     with contextlib.ExitStack() as stack:
         yield _start(
-            stack, tmp, driver, fixtures, prompter, hebca_port, register_host, extra_origins
+            stack,
+            tmp,
+            driver,
+            fixtures,
+            prompter,
+            hebca_port,
+            register_host,
+            extra_origins,
+            installed,
         )
 
 
@@ -148,6 +203,7 @@ def _start(
     hebca_port: int | None,
     register_host: bool,
     extra_origins: tuple[str, ...],
+    installed: bool,
 ) -> ExtensionRig:
     loop = LoopThread()
     stack.callback(loop.stop)
@@ -208,10 +264,13 @@ def _start(
     stack.callback(lambda: loop.run(hall_runner.cleanup()))
     home = tmp / "home"
     home.mkdir()
-    profile = tmp / "profile"
-    if register_host:
+    profile, ext = tmp / "profile", EXT
+    if installed:
+        ext = tmp / "built-extension"
+        profile = _install_for_real(home, runtime, origin, ext)
+    elif register_host:
         host_manifest(home, runtime, profile)
-    stack.callback(_wait_hosts, home / "hosts.pids")
+    stack.callback(_wait_hosts, home)
     pw = sync_api.sync_playwright().start()
     stack.callback(pw.stop)
     context = pw.chromium.launch_persistent_context(
@@ -219,11 +278,16 @@ def _start(
         executable_path=CHROMIUM,
         headless=True,
         locale="zh-CN",
-        env={"HOME": str(home), "PATH": "/usr/bin:/bin", "XDG_CONFIG_HOME": str(home / ".config")},
+        env={
+            "HOME": str(home),
+            "PATH": "/usr/bin:/bin",
+            "XDG_CONFIG_HOME": str(home / ".config"),
+            "XDG_RUNTIME_DIR": str(runtime),  # where the installed host finds the daemon
+        },
         args=[
             *ARGS,
-            f"--disable-extensions-except={EXT}",
-            f"--load-extension={EXT}",
+            f"--disable-extensions-except={ext}",
+            f"--load-extension={ext}",
             f"--host-resolver-rules={HOSTS}",
             f"--ip-address-space-overrides=127.0.0.1:{port}=public",
         ],
