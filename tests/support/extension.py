@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import gc
 import json
 import os
 import signal
@@ -154,8 +155,12 @@ class ExtensionRig:
 
     def page(self) -> Any:
         page = self.context.new_page()
-        page.errors = []
-        page.on("pageerror", lambda e: page.errors.append(str(e)))
+        errors: list[str] = []
+        # the handler must not hold the page: a page in a reference cycle is freed by
+        # the cyclic GC in whatever thread runs it, and Playwright's sync objects
+        # (greenlets) abort the process when freed outside their own thread
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.errors = errors
         return page
 
     def host_log(self) -> str:
@@ -205,6 +210,7 @@ def _start(
     extra_origins: tuple[str, ...],
     installed: bool,
 ) -> ExtensionRig:
+    stack.callback(gc.collect)  # last: whatever cycles the browser left, freed in this thread
     loop = LoopThread()
     stack.callback(loop.stop)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
