@@ -92,6 +92,18 @@ def test_legacy_page_logs_in_through_the_extension_on_a_public_page(
         assert other.get_attribute("html", "data-certhelper-extension") is None
         assert other.evaluate("typeof window.certhelperExtension") == "undefined"
         assert other.evaluate("WebSocket.toString().includes('[native code]')")
+        # and no access: the relay's own messages get no answer there
+        answered = other.evaluate(
+            """() => new Promise((resolve) => {
+              const tag = "certhelper-ext";
+              addEventListener("message", (e) => {
+                if (e.data && e.data[tag] === "to-page") resolve(true);
+              });
+              postMessage({[tag]: "to-ext", id: 1, op: "open", protocol: "hebca"}, "*");
+              setTimeout(() => resolve(false), 3000);
+            })"""
+        )
+        assert answered is False
         assert page.evaluate("!WebSocket.toString().includes('[native code]')")
 
 
