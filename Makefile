@@ -15,8 +15,9 @@ APT_RUNTIME := softhsm2 opensc openssl libnss3-tools python3-tk fonts-noto-cjk \
                xdg-utils desktop-file-utils \
                gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1 \
                libgirepository1.0-dev libcairo2-dev pkg-config gcc python3-dev libssl-dev
-# real windows under Xvfb, and Debian's Chromium for the browser tests (never a downloaded one)
-APT_TEST    := xvfb xdotool x11-utils imagemagick chromium trayer dbus valgrind libp11-kit-dev
+# real windows under Xvfb, and Debian's Chromium and Firefox ESR for the browser tests
+# (never a downloaded one)
+APT_TEST    := xvfb xdotool x11-utils imagemagick chromium firefox-esr trayer dbus valgrind libp11-kit-dev
 
 .PHONY: demo demo-reset test deps venv venv-test demo-token lint bench clean help softskf softp11sm2
 

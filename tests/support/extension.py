@@ -93,7 +93,7 @@ def _hosts_of(home: Path) -> list[int]:
     return found
 
 
-def _wait_hosts(home: Path, timeout: float = 15) -> None:
+def wait_hosts(home: Path, timeout: float = 15) -> None:
     """Every native host the browser started has exited (before the control listener
     closes: a host still reading its last ``open`` would otherwise find no daemon and
     start a real ``certhelper run`` on the default ports)."""
@@ -106,7 +106,7 @@ def _wait_hosts(home: Path, timeout: float = 15) -> None:
             time.sleep(0.05)
 
 
-def _install_for_real(home: Path, runtime: Path, origin: str, ext_dir: Path) -> Path:
+def install_for_real(home: Path, origin: str, ext_dir: Path, browser: str = "chromium") -> Path:
     """What a user's machine has after `certhelper install` and `certhelper extension
     build`: the installer's own launcher and host manifests under this HOME, and the
     extension generated for the configured hall. Returns Chromium's user data dir
@@ -128,7 +128,7 @@ def _install_for_real(home: Path, runtime: Path, origin: str, ext_dir: Path) -> 
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-    build_extension(EXT, ext_dir, [origin], "chromium")
+    build_extension(EXT, ext_dir, [origin], browser)
     return home / ".config" / "chromium"
 
 
@@ -199,24 +199,39 @@ def extension_rig(
         )
 
 
-def _start(
+@dataclass
+class Hall:
+    """The bridge behind its control listener, and the demo hall at ``origin``."""
+
+    loop: LoopThread
+    bridge: RunningBridge
+    origin: str
+    port: int
+    runtime: Path
+    home: Path
+
+
+def serve_hall(
     stack: contextlib.ExitStack,
     tmp: Path,
     driver: Any,
     fixtures: Fixtures,
     prompter: Prompter,
-    hebca_port: int | None,
-    register_host: bool,
-    extra_origins: tuple[str, ...],
-    installed: bool,
-) -> ExtensionRig:
+    *,
+    host: str = "hall.test",
+    hebca_port: int | None = None,
+    extra_origins: tuple[str, ...] = (),
+    routes: list[web.RouteDef] | None = None,
+) -> Hall:
+    """Everything but the browser (cleaned up by ``stack``); ``routes``: more pages on
+    the hall's origin."""
     stack.callback(gc.collect)  # last: whatever cycles the browser left, freed in this thread
     loop = LoopThread()
     stack.callback(loop.stop)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
-    origin = f"http://hall.test:{port}"
+    origin = f"http://{host}:{port}"
     identity = ensure_identity(
         tmp / "state" / "tls", keyring_backend=keyring.backends.fail.Keyring()
     )
@@ -259,6 +274,7 @@ def _start(
         helper_base="https://127.0.0.1:17213",
         hebca_port=17212,
     )
+    hall.add_routes(routes or [])
 
     async def serve() -> web.AppRunner:
         runner = web.AppRunner(hall, access_log=None)
@@ -270,13 +286,32 @@ def _start(
     stack.callback(lambda: loop.run(hall_runner.cleanup()))
     home = tmp / "home"
     home.mkdir()
+    return Hall(loop, bridge, origin, port, runtime, home)
+
+
+def _start(
+    stack: contextlib.ExitStack,
+    tmp: Path,
+    driver: Any,
+    fixtures: Fixtures,
+    prompter: Prompter,
+    hebca_port: int | None,
+    register_host: bool,
+    extra_origins: tuple[str, ...],
+    installed: bool,
+) -> ExtensionRig:
+    hall = serve_hall(
+        stack, tmp, driver, fixtures, prompter, hebca_port=hebca_port, extra_origins=extra_origins
+    )
+    loop, bridge, origin, port = hall.loop, hall.bridge, hall.origin, hall.port
+    runtime, home = hall.runtime, hall.home
     profile, ext = tmp / "profile", EXT
     if installed:
         ext = tmp / "built-extension"
-        profile = _install_for_real(home, runtime, origin, ext)
+        profile = install_for_real(home, origin, ext)
     elif register_host:
         host_manifest(home, runtime, profile)
-    stack.callback(_wait_hosts, home)
+    stack.callback(wait_hosts, home)
     pw = sync_api.sync_playwright().start()
     stack.callback(pw.stop)
     context = pw.chromium.launch_persistent_context(
