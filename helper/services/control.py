@@ -315,15 +315,11 @@ def _connect(directory: Path, transport: str) -> tuple[socket.socket, str]:
     return s, str(info["secret"])
 
 
-def request(
-    message: dict[str, Any],
-    directory: Path | None = None,
-    *,
-    timeout: float = CLIENT_TIMEOUT,
-    transport: str | None = None,
-) -> dict[str, Any]:
-    """Send one command to the running daemon and return its reply. A daemon
-    that holds the lock but has not bound yet is waited for up to ``timeout``."""
+def _send_command(
+    message: dict[str, Any], directory: Path | None, timeout: float, transport: str | None
+) -> socket.socket:
+    """Connect (waiting up to ``timeout`` for a daemon still binding) and send one
+    command line; the socket's timeout is what is left of ``timeout``."""
     directory = control_dir() if directory is None else directory
     transport = transport or ("unix" if has_unix_sockets() else "tcp")
     deadline = time.monotonic() + timeout
@@ -335,11 +331,28 @@ def request(
             if time.monotonic() >= deadline:
                 raise DaemonUnavailable(detail=f"{directory}: {exc}") from None
             time.sleep(0.1)
+    sock.settimeout(max(0.5, deadline - time.monotonic()))
+    payload = dict(message, secret=secret) if secret else message
+    try:
+        sock.sendall(json.dumps(payload, ensure_ascii=False).encode("utf-8") + b"\n")
+    except OSError as exc:
+        sock.close()
+        raise DaemonUnavailable(detail=str(exc)) from None
+    return sock
+
+
+def request(
+    message: dict[str, Any],
+    directory: Path | None = None,
+    *,
+    timeout: float = CLIENT_TIMEOUT,
+    transport: str | None = None,
+) -> dict[str, Any]:
+    """Send one command to the running daemon and return its reply. A daemon
+    that holds the lock but has not bound yet is waited for up to ``timeout``."""
+    sock = _send_command(message, directory, timeout, transport)
     with sock:
-        sock.settimeout(max(0.5, deadline - time.monotonic()))
-        payload = dict(message, secret=secret) if secret else message
         try:
-            sock.sendall(json.dumps(payload, ensure_ascii=False).encode("utf-8") + b"\n")
             data = b""
             while not data.endswith(b"\n") and len(data) < MAX_LINE:
                 chunk = sock.recv(4096)
@@ -366,21 +379,8 @@ def open_stream(
 ) -> tuple[socket.socket, IO[bytes]]:
     """Send a streaming command (e.g. ``extension``); on ``{"ok": true}`` return
     the connected socket and a buffered reader for the JSON lines that follow."""
-    directory = control_dir() if directory is None else directory
-    transport = transport or ("unix" if has_unix_sockets() else "tcp")
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            sock, secret = _connect(directory, transport)
-            break
-        except (OSError, ValueError, KeyError) as exc:
-            if time.monotonic() >= deadline:
-                raise DaemonUnavailable(detail=f"{directory}: {exc}") from None
-            time.sleep(0.1)
-    payload = dict(message, secret=secret) if secret else message
+    sock = _send_command(message, directory, timeout, transport)
     try:
-        sock.settimeout(max(0.5, deadline - time.monotonic()))
-        sock.sendall(json.dumps(payload, ensure_ascii=False).encode("utf-8") + b"\n")
         stream = sock.makefile("rb")
         line = stream.readline(MAX_LINE)
         sock.settimeout(None)

@@ -118,7 +118,11 @@ async def sign_round_trips(url: str, ctx: ssl.SSLContext, n: int, http) -> list[
     return lat
 
 
-async def in_process(manifest: dict, cert: dict, state: Path) -> dict:
+async def start_bench_bridge(manifest: dict, state: Path):  # type: ignore[no-untyped-def]
+    """The bridge the benchmarks measure: the fixture token, ORIGIN configured, the
+    instant prompter; returns (bridge, tokens) — stop the one, close the other."""
+    import keyring.backends.fail
+
     from helper.config import Config
     from helper.daemon.compose import start_bridge
     from helper.services.tokens import TokenService
@@ -131,8 +135,6 @@ async def in_process(manifest: dict, cert: dict, state: Path) -> dict:
         dialogs_per_minute=1_000_000,
     )
     tokens = TokenService.from_config(config)
-    import keyring.backends.fail
-
     bridge = await start_bridge(
         config,
         tokens=tokens,
@@ -141,6 +143,11 @@ async def in_process(manifest: dict, cert: dict, state: Path) -> dict:
         state_dir=state,
         port=0,
     )
+    return bridge, tokens
+
+
+async def in_process(manifest: dict, cert: dict, state: Path) -> dict:
+    bridge, tokens = await start_bench_bridge(manifest, state)
     ctx = ssl.create_default_context(cafile=str(bridge.ca_path))
     url = f"https://127.0.0.1:{bridge.port}/v1/ws"
     try:

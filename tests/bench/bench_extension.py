@@ -33,7 +33,7 @@ import aiohttp
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tests.bench.bench_bridge import ORIGIN, InstantPrompter, pct  # noqa: E402
+from tests.bench.bench_bridge import ORIGIN, pct, start_bench_bridge  # noqa: E402
 
 #: what the installed launcher runs, and the CLI's way to the same host
 LAUNCHER = ("helper.bridge.extension.host",)
@@ -144,28 +144,9 @@ async def through_host(runtime: Path) -> tuple[list[float], list[float], list[fl
 
 
 async def run(manifest: dict, tmp: Path) -> dict[str, list[float]]:
-    import keyring.backends.fail
-
-    from helper.config import Config
-    from helper.daemon.compose import start_bridge
     from helper.services import control
-    from helper.services.tokens import TokenService
 
-    config = Config(
-        modules=[manifest["module"]],
-        use_catalog=False,
-        origins=[ORIGIN],
-        dialogs_per_minute=1_000_000,
-    )
-    tokens = TokenService.from_config(config)
-    bridge = await start_bridge(
-        config,
-        tokens=tokens,
-        prompter=InstantPrompter(),
-        keyring_backend=keyring.backends.fail.Keyring(),
-        state_dir=tmp / "state",
-        port=0,
-    )
+    bridge, tokens = await start_bench_bridge(manifest, tmp / "state")
     runtime = tmp / "rt"
     runtime.mkdir(mode=0o700)
     claim = control.claim(runtime / "certhelper")

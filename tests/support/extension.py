@@ -226,6 +226,8 @@ def serve_hall(
     """Everything but the browser (cleaned up by ``stack``); ``routes``: more pages on
     the hall's origin."""
     stack.callback(gc.collect)  # last: whatever cycles the browser left, freed in this thread
+    # the driver is the session's: leave its token logged out for the tests after this one
+    stack.callback(driver.logout, fixtures.cert("company_sign")["token_serial"])
     loop = LoopThread()
     stack.callback(loop.stop)
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
